@@ -1,0 +1,152 @@
+from typing import Callable, List, Optional
+
+import torch
+from captum.attr._utils.attribution import PerturbationAttribution
+from captum.log import log_usage
+from torch import Tensor
+
+from captum_pi._core.progressive import (
+    FeatureLayout,
+    PerPositionForward,
+    TargetType,
+    build_feature_layouts,
+    check_baseline,
+    check_target_type,
+    expand_to_tokens,
+    explained_value,
+    mask_features,
+    resolve_targets,
+    vocab_size_of,
+)
+
+
+class SinglePassProgressive(PerturbationAttribution):
+    r"""
+    Single-Pass Progressive Inference (SP-PI; Kariyappa et al., ICML 2024, section
+    3.1). A decoder-only classifier applies its head at every position and, because
+    attention is causal, its prediction ``p_k`` at the last token of feature ``k``
+    approximates its prediction on the input with every later feature masked. SP-PI
+    reads these intermediate predictions from one forward pass and attributes to
+    feature ``k`` the change it caused:
+
+    .. math::
+        \phi_k = p_k - p_{k-1}
+
+    ``p_0``, the prediction before any feature was seen, is read at the last fixed
+    token (feature id -1, e.g. BOS or an instruction prefix) before the first
+    feature; when the first feature starts the sequence it is the prediction on the
+    input with every feature replaced by the mask token ``baselines``, evaluated in
+    the same model call. Local accuracy holds exactly:
+    ``sum_k phi_k = p_n - p_0``.
+
+    Args:
+        forward_func (Callable or nn.Module): A Hugging Face decoder-only
+                    ``*ForSequenceClassification`` model (GPT-2, Llama, Mistral,
+                    Qwen2, Gemma3, OPT, GPT-NeoX, Phi, ...), whose ``score`` head is
+                    read at every position, or a callable
+                    ``f(input_ids, attention_mask=None)`` returning per-position
+                    class logits ``[B, T, C]``.
+
+    Examples::
+
+        >>> from transformers import GPT2Config, GPT2ForSequenceClassification
+        >>> model = GPT2ForSequenceClassification(GPT2Config(n_layer=2, n_embd=32, n_head=2))
+        >>> sp = SinglePassProgressive(model)
+        >>> ids = torch.tensor([[50256, 40, 588, 428, 3807]])  # BOS + 4 tokens
+        >>> words = torch.tensor([[-1, 0, 1, 1, 2]])
+        >>> attr = sp.attribute(ids, feature_mask=words)      # [1, 5]
+    """
+
+    def __init__(self, forward_func: Callable) -> None:
+        PerturbationAttribution.__init__(self, forward_func)
+        self.per_position = PerPositionForward(forward_func)
+
+    @log_usage()
+    def attribute(  # type: ignore[override]
+        self,
+        inputs: Tensor,
+        target: TargetType = None,
+        feature_mask: Optional[Tensor] = None,
+        baselines: Optional[int] = None,
+        attention_mask: Optional[Tensor] = None,
+        target_type: str = "prob",
+    ) -> Tensor:
+        r"""
+        Args:
+            inputs (Tensor): LongTensor ``[B, T]`` of token ids. Rows are explained
+                        independently; pad on the right and pass ``attention_mask``.
+            target (int or Tensor, optional): Class explained, an int or a
+                        LongTensor ``[B]``. None explains the class the model predicts
+                        on the full input. Default: None
+            feature_mask (Tensor, optional): LongTensor ``[B or 1, T]``: tokens
+                        sharing an id >= 0 form one feature (a word, a sentence), ids
+                        0, 1, ..., n-1 in order, each one contiguous span; -1 marks
+                        tokens never attributed (BOS, template text, padding). None
+                        makes every non-padding token a feature. Default: None
+            baselines (int, optional): Mask token id, needed only for rows whose
+                        first feature starts the sequence (no -1 token before it).
+                        Default: None
+            attention_mask (Tensor, optional): ``[B, T]`` right-padding mask.
+                        Default: None
+            target_type (str, optional): Quantity explained: ``"prob"`` (softmax
+                        probability of the target), ``"logit"`` or ``"log_prob"``.
+                        Default: "prob"
+
+        Returns:
+            Tensor ``[B, T]``: every token of feature ``k`` carries ``phi_k``; fixed
+            tokens and padding carry 0. :func:`captum_pi.feature_attributions` turns
+            it into ``[B, n_features]``.
+        """
+        target_type = check_target_type(target_type)
+        layouts = build_feature_layouts(inputs, feature_mask, attention_mask)
+        baseline = check_baseline(baselines, vocab_size_of(self.per_position))
+        rows_needing_empty = [row for row, layout in enumerate(layouts) if layout.prefix_end is None]
+        if rows_needing_empty and baseline is None:
+            raise ValueError(
+                f"rows {rows_needing_empty} have no fixed (-1) token before their first "
+                "feature, so the prediction before any feature must come from the input "
+                "with every feature masked: pass the mask token id as `baselines` (or mark "
+                "a BOS/prefix token -1 in feature_mask)."
+            )
+        batch_ids, batch_mask = _with_empty_rows(inputs, attention_mask, layouts, rows_needing_empty, baseline)
+        logits = self.per_position(batch_ids, batch_mask).cpu()
+        batch = inputs.shape[0]
+        final = torch.stack([logits[row, layout.length - 1] for row, layout in enumerate(layouts)])
+        targets = resolve_targets(target, final)
+        empty_row_of = {row: batch + offset for offset, row in enumerate(rows_needing_empty)}
+        phis: List[Tensor] = []
+        for row, layout in enumerate(layouts):
+            values = explained_value(logits[row], int(targets[row]), target_type)
+            if layout.prefix_end is not None:
+                before = values[layout.prefix_end]
+            else:
+                empty_values = explained_value(logits[empty_row_of[row]], int(targets[row]), target_type)
+                before = empty_values[layout.length - 1]
+            progressive = torch.cat([before.reshape(1), values[layout.ends]])
+            phis.append(progressive.diff())
+        return expand_to_tokens(phis, layouts, inputs.shape[1]).to(logits.dtype)
+
+
+def _with_empty_rows(
+    inputs: Tensor,
+    attention_mask: Optional[Tensor],
+    layouts: List[FeatureLayout],
+    rows: List[int],
+    baseline: Optional[int],
+) -> "tuple[Tensor, Tensor]":
+    if attention_mask is None:
+        attention_mask = torch.ones_like(inputs)
+    if not rows:
+        return inputs, attention_mask
+    seq_len = inputs.shape[1]
+    empty_ids = torch.full((len(rows), seq_len), int(baseline), dtype=inputs.dtype)
+    empty_mask = torch.zeros((len(rows), seq_len), dtype=attention_mask.dtype)
+    for offset, row in enumerate(rows):
+        layout = layouts[row]
+        nobody = torch.zeros(1, layout.n_features, dtype=torch.bool)
+        empty_ids[offset, : layout.length] = mask_features(inputs[row].cpu(), layout, nobody, int(baseline))[0]
+        empty_mask[offset, : layout.length] = 1
+    return (
+        torch.cat([inputs.cpu(), empty_ids]),
+        torch.cat([attention_mask.cpu(), empty_mask]),
+    )
