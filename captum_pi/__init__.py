@@ -2,8 +2,20 @@ r"""
 captum-pi: Progressive Inference attributions for decoder-only LLM classifiers,
 as Captum ``Attribution`` classes.
 """
+from captum_pi._core.attention_last import AttentionLast
+from captum_pi._core.captum_adapters import (
+    TokenFeatureAblation,
+    TokenInputXGradient,
+    TokenIntegratedGradients,
+    TokenKernelShap,
+    TokenLime,
+    TokenShapleyValueSampling,
+)
+from captum_pi._core.generic_attention import GenericAttentionExplainability
+from captum_pi._core.lrp_transformer import TransformerLRP, conservative_propagation
 from captum_pi._core.multi_pass import MultiPassProgressive
 from captum_pi._core.progressive import PerPositionForward, feature_attributions
+from captum_pi._core.random_baseline import RandomAttribution
 from captum_pi._core.single_pass import SinglePassProgressive
 from captum_pi.metrics import (
     ActivationStudyResult,
@@ -22,6 +34,7 @@ from captum_pi.metrics import (
     shapley_agreement,
     shapley_values,
 )
+from captum_pi.registry import METHODS, MethodSpec, get_method
 
 __version__ = "0.1.0"
 
@@ -30,6 +43,20 @@ __all__ = [
     "MultiPassProgressive",
     "PerPositionForward",
     "feature_attributions",
+    "RandomAttribution",
+    "AttentionLast",
+    "GenericAttentionExplainability",
+    "TransformerLRP",
+    "conservative_propagation",
+    "TokenFeatureAblation",
+    "TokenShapleyValueSampling",
+    "TokenKernelShap",
+    "TokenLime",
+    "TokenInputXGradient",
+    "TokenIntegratedGradients",
+    "METHODS",
+    "MethodSpec",
+    "get_method",
     "activation_study",
     "inverse_activation_study",
     "aopc",

@@ -1,0 +1,669 @@
+r"""
+Captum's attribution methods behind the package's uniform token-id protocol::
+
+    method.attribute(inputs, target=None, feature_mask=None, baselines=mask_id,
+                     attention_mask=None, target_type=..., **options) -> Tensor [B, T]
+
+with Captum's FeatureAblation convention (every token of feature ``k`` carries
+``phi_k``; fixed tokens (-1) and padding carry 0).
+
+**Perturbation methods** (:class:`TokenFeatureAblation`,
+:class:`TokenShapleyValueSampling`, :class:`TokenKernelShap`, :class:`TokenLime`)
+run Captum on each row's interpretable representation: a ``[1, n]`` vector of ones
+(every feature present) with baseline 0 (absent). The forward function Captum sees
+turns each presence vector into token ids with the core's
+:func:`~captum_pi._core.progressive.mask_features` (every token of an absent feature
+becomes the mask token ``baselines``; fixed tokens are never touched) and returns the
+explained value at the final token, read with
+:class:`~captum_pi.PerPositionForward`. This is exactly the masking rule of SP-PI,
+MP-PI and the metrics, and it sidesteps Captum's handling of ``feature_mask`` ids
+(Captum treats every id, -1 included, as a feature, and Lime/KernelShap shift a
+minimum of -1 to 0). Captum does the sampling, batching
+(``perturbations_per_eval``), weighting and regression.
+
+**Gradient methods** (:class:`TokenInputXGradient`,
+:class:`TokenIntegratedGradients`) run Captum's ``InputXGradient`` on the input
+embeddings and ``LayerIntegratedGradients`` on the input embedding layer of a
+Hugging Face decoder-only classifier, explaining the value at the final non-padding
+token, and aggregate tokens to features (:mod:`captum_pi._core.token_aggregation`).
+"""
+from contextlib import contextmanager
+from typing import Callable, Iterator, List, Optional
+
+import torch
+from captum.attr import (
+    FeatureAblation,
+    InputXGradient,
+    KernelShap,
+    LayerIntegratedGradients,
+    Lime,
+    ShapleyValueSampling,
+)
+from captum._utils.models.linear_model import SkLearnRidge
+from captum.attr._utils.attribution import GradientAttribution, PerturbationAttribution
+from captum.log import log_usage
+from torch import Tensor, nn
+
+from captum_pi._core.model_passes import (
+    FinalTokenForward,
+    attention_mask_or_ones,
+    explained_values,
+)
+from captum_pi._core.progressive import (
+    FeatureLayout,
+    PerPositionForward,
+    TargetType,
+    build_feature_layouts,
+    check_baseline,
+    check_target_type,
+    expand_to_tokens,
+    explained_value,
+    mask_features,
+    resolve_targets,
+    vocab_size_of,
+)
+from captum_pi._core.token_aggregation import (
+    check_aggregation,
+    feature_scores,
+    reduce_embedding_dim,
+    tokens_to_features,
+)
+
+
+class _MaskedValue:
+    r"""Captum's forward function for one row: presence vectors ``[P, n]`` (1 =
+    feature kept, 0 = masked) -> explained value at the final token ``[P]``."""
+
+    def __init__(
+        self,
+        per_position: PerPositionForward,
+        input_ids: Tensor,
+        layout: FeatureLayout,
+        baseline: int,
+        target: int,
+        target_type: str,
+    ) -> None:
+        self.per_position = per_position
+        self.input_ids = input_ids
+        self.layout = layout
+        self.baseline = baseline
+        self.target = target
+        self.target_type = target_type
+
+    def __call__(self, presence: Tensor) -> Tensor:
+        active = presence.detach().cpu() > 0.5
+        masked = mask_features(self.input_ids, self.layout, active, self.baseline)
+        logits = self.per_position(masked)[:, -1].cpu()
+        return explained_value(logits, self.target, self.target_type)
+
+
+@contextmanager
+def _seeded(seed: Optional[int]) -> Iterator[None]:
+    r"""Seeds torch's CPU generator (which Captum's samplers use) for the block and
+    restores its state afterwards; None leaves it alone."""
+    if seed is None:
+        yield
+        return
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        yield
+
+
+class _FeaturePerturbation(PerturbationAttribution):
+    r"""Shared machinery of the perturbation adapters; subclasses implement
+    :meth:`_run`, which calls the Captum method on one row's presence vector."""
+
+    def __init__(self, forward_func: Callable) -> None:
+        PerturbationAttribution.__init__(self, forward_func)
+        self.per_position = PerPositionForward(forward_func)
+
+    @log_usage()
+    def attribute(  # type: ignore[override]
+        self,
+        inputs: Tensor,
+        target: TargetType = None,
+        feature_mask: Optional[Tensor] = None,
+        baselines: Optional[int] = None,
+        attention_mask: Optional[Tensor] = None,
+        target_type: str = "prob",
+        n_samples: Optional[int] = None,
+        perturbations_per_eval: int = 16,
+        seed: Optional[int] = None,
+        show_progress: bool = False,
+    ) -> Tensor:
+        r"""
+        Args:
+            inputs (Tensor): LongTensor ``[B, T]`` of token ids. Rows are explained
+                        one at a time, each at its own length; pad on the right and
+                        pass ``attention_mask``.
+            target (int or Tensor, optional): Class explained, an int or a
+                        LongTensor ``[B]``. None explains the predicted class, read
+                        from one extra pass over the unmasked inputs. Default: None
+            feature_mask (Tensor, optional): LongTensor ``[B or 1, T]``; ids 0..n-1
+                        in order, each one contiguous span; -1 for tokens that are
+                        never masked (BOS, template, padding). None makes every
+                        non-padding token a feature. Default: None
+            baselines (int): Mask token id that replaces every token of an absent
+                        feature. Required.
+            attention_mask (Tensor, optional): ``[B, T]`` right-padding mask.
+                        Default: None
+            target_type (str, optional): ``"prob"``, ``"logit"`` or ``"log_prob"`` of
+                        the target class at the final token. Default: "prob"
+            n_samples (int, optional): Captum's ``n_samples``: model evaluations per
+                        row for Kernel SHAP and Lime (None: ``2 n``), permutations
+                        for Shapley Value Sampling (None: 2); unused by Feature
+                        Ablation. Default: None
+            perturbations_per_eval (int, optional): Masked inputs per model call.
+                        Default: 16
+            seed (int, optional): Seed of torch's CPU generator, which Captum's
+                        samplers use, set anew for each row so that a row's
+                        attributions do not depend on the batch it is in; the
+                        generator's state is restored afterwards. None leaves the
+                        generator alone. Default: None
+            show_progress (bool, optional): Captum's progress bar. Default: False
+
+        Returns:
+            Tensor ``[B, T]`` (float32): every token of feature ``k`` carries
+            ``phi_k``; fixed tokens and padding carry 0.
+        """
+        target_type = check_target_type(target_type)
+        if not isinstance(perturbations_per_eval, int) or perturbations_per_eval < 1:
+            raise ValueError(
+                f"perturbations_per_eval must be a positive int, got {perturbations_per_eval!r}."
+            )
+        if n_samples is not None and (not isinstance(n_samples, int) or n_samples < 1):
+            raise ValueError(f"n_samples must be a positive int or None, got {n_samples!r}.")
+        layouts = build_feature_layouts(inputs, feature_mask, attention_mask)
+        baseline = check_baseline(baselines, vocab_size_of(self.per_position))
+        if baseline is None:
+            raise ValueError(
+                f"{type(self).__name__} needs `baselines`: the mask token id that replaces "
+                "every token of an absent feature."
+            )
+        targets = _prediction_targets(self.per_position, inputs, attention_mask, layouts, target)
+        phis: List[Tensor] = []
+        for row, layout in enumerate(layouts):
+            value_of = _MaskedValue(
+                self.per_position, inputs[row, : layout.length].cpu(), layout,
+                baseline, int(targets[row]), target_type,
+            )
+            presence = torch.ones(1, layout.n_features)
+            with _seeded(seed):
+                attribution = self._run(
+                    value_of, presence, n_samples, perturbations_per_eval, show_progress
+                )
+            phis.append(attribution.detach().reshape(-1).double().cpu())
+        return expand_to_tokens(phis, layouts, inputs.shape[1]).float()
+
+    def _run(
+        self,
+        value_of: _MaskedValue,
+        presence: Tensor,
+        n_samples: Optional[int],
+        perturbations_per_eval: int,
+        show_progress: bool,
+    ) -> Tensor:
+        raise NotImplementedError
+
+    def attribute_future(self) -> None:
+        raise NotImplementedError(f"{type(self).__name__} does not support attribute_future.")
+
+
+def _prediction_targets(
+    per_position: PerPositionForward,
+    inputs: Tensor,
+    attention_mask: Optional[Tensor],
+    layouts: List[FeatureLayout],
+    target: TargetType,
+) -> Tensor:
+    r"""The class explained in each row. With ``target=None`` it is the predicted
+    class, read from one pass over the unmasked inputs (the prediction pass)."""
+    if target is not None:
+        n_classes = getattr(getattr(per_position.forward_func, "config", None), "num_labels", None)
+        if n_classes is None:
+            n_classes = int(torch.as_tensor(target).max()) + 1
+        return resolve_targets(target, torch.zeros(inputs.shape[0], n_classes))
+    logits = per_position(inputs, attention_mask).cpu()
+    final = torch.stack([logits[row, layout.length - 1] for row, layout in enumerate(layouts)])
+    return resolve_targets(None, final)
+
+
+
+
+class TokenFeatureAblation(_FeaturePerturbation):
+    r"""
+    Captum's :class:`~captum.attr.FeatureAblation` on token ids with the package's
+    masking rule: ``phi_k = f(x) - f(x with feature k masked)``.
+
+    Cost: ``n + 1`` forward passes per row (Captum evaluates the unmasked input, then
+    one ablation per feature), plus the prediction pass when ``target`` is None.
+
+    Args:
+        forward_func (Callable or nn.Module): A Hugging Face decoder-only
+                    ``*ForSequenceClassification`` model or a callable
+                    ``f(input_ids, attention_mask=None)`` returning per-position
+                    logits ``[B, T, C]`` (see :class:`captum_pi.PerPositionForward`).
+
+    Examples::
+
+        >>> ablation = TokenFeatureAblation(model)
+        >>> attr = ablation.attribute(ids, feature_mask=words, baselines=mask_id)
+    """
+
+    def _run(
+        self,
+        value_of: _MaskedValue,
+        presence: Tensor,
+        n_samples: Optional[int],
+        perturbations_per_eval: int,
+        show_progress: bool,
+    ) -> Tensor:
+        return FeatureAblation(value_of).attribute(
+            presence, baselines=0.0, perturbations_per_eval=perturbations_per_eval,
+            show_progress=show_progress,
+        )
+
+
+class TokenShapleyValueSampling(_FeaturePerturbation):
+    r"""
+    Captum's :class:`~captum.attr.ShapleyValueSampling` on token ids with the
+    package's masking rule: Shapley values estimated from ``n_samples`` random
+    feature permutations (Captum's meaning of ``n_samples``).
+
+    Cost: ``n_samples * n + 1`` forward passes per row (one for the fully masked
+    input, then one per feature added in each permutation), plus the prediction pass
+    when ``target`` is None. The default of 2 permutations spends about the paper's
+    budget of ``2 n``.
+
+    Args:
+        forward_func (Callable or nn.Module): A Hugging Face decoder-only
+                    ``*ForSequenceClassification`` model or a callable returning
+                    per-position logits ``[B, T, C]``.
+
+    Examples::
+
+        >>> svs = TokenShapleyValueSampling(model)
+        >>> attr = svs.attribute(ids, feature_mask=words, baselines=mask_id, seed=0)
+    """
+
+    default_permutations = 2
+
+    def _run(
+        self,
+        value_of: _MaskedValue,
+        presence: Tensor,
+        n_samples: Optional[int],
+        perturbations_per_eval: int,
+        show_progress: bool,
+    ) -> Tensor:
+        return ShapleyValueSampling(value_of).attribute(
+            presence, baselines=0.0,
+            n_samples=self.default_permutations if n_samples is None else n_samples,
+            perturbations_per_eval=perturbations_per_eval, show_progress=show_progress,
+        )
+
+
+class TokenKernelShap(_FeaturePerturbation):
+    r"""
+    Captum's :class:`~captum.attr.KernelShap` on token ids with the package's masking
+    rule, the paper's perturbation baseline. Captum evaluates the unmasked and the
+    fully masked input (weight 1e6, which approximates efficiency) and
+    ``n_samples - 2`` coalitions drawn from the Shapley kernel, and fits a weighted
+    linear regression.
+
+    Cost: ``n_samples`` forward passes per row, ``2 n`` by default as in the paper,
+    plus the prediction pass when ``target`` is None. A row with one feature gets
+    ``f(x) - f(masked)`` from those two passes (Captum's sampler needs two features).
+
+    Args:
+        forward_func (Callable or nn.Module): A Hugging Face decoder-only
+                    ``*ForSequenceClassification`` model or a callable returning
+                    per-position logits ``[B, T, C]``.
+
+    Examples::
+
+        >>> kernel_shap = TokenKernelShap(model)
+        >>> attr = kernel_shap.attribute(ids, feature_mask=words, baselines=mask_id, seed=0)
+    """
+
+    def _run(
+        self,
+        value_of: _MaskedValue,
+        presence: Tensor,
+        n_samples: Optional[int],
+        perturbations_per_eval: int,
+        show_progress: bool,
+    ) -> Tensor:
+        n = presence.shape[1]
+        budget = 2 * n if n_samples is None else n_samples
+        if n == 1:
+            ends = value_of(torch.tensor([[1.0], [0.0]]))
+            return (ends[0] - ends[1]).reshape(1, 1)
+        return KernelShap(value_of).attribute(
+            presence, baselines=0.0, n_samples=budget,
+            perturbations_per_eval=perturbations_per_eval, show_progress=show_progress,
+        )
+
+
+class TokenLime(_FeaturePerturbation):
+    r"""
+    Captum's :class:`~captum.attr.Lime` on token ids with the package's masking rule.
+    Captum samples each feature present with probability 1/2 and weights samples
+    with an exponential kernel on the cosine distance to the unmasked input (width
+    1). The surrogate is a ridge regression with ``alpha=1`` as in the reference LIME
+    implementation (Ribeiro et al.'s ``lime`` package) rather than Captum's default
+    Lasso with ``alpha=0.01``, which sets every coefficient to 0 when the explained
+    probability moves by less than about 0.01 per feature.
+
+    Cost: ``n_samples`` forward passes per row, ``2 n`` by default (the paper's
+    budget for sampling methods), plus the prediction pass when ``target`` is None.
+
+    Args:
+        forward_func (Callable or nn.Module): A Hugging Face decoder-only
+                    ``*ForSequenceClassification`` model or a callable returning
+                    per-position logits ``[B, T, C]``.
+        interpretable_model (captum._utils.models.Model, optional): Surrogate model,
+                    fitted anew for every row. Default: None (``SkLearnRidge(alpha=1.0)``)
+        similarity_func (Callable, optional): Captum similarity function.
+                    Default: None (Captum's exponential cosine kernel)
+
+    Examples::
+
+        >>> lime = TokenLime(model)
+        >>> attr = lime.attribute(ids, feature_mask=words, baselines=mask_id, seed=0)
+    """
+
+
+    def __init__(
+        self,
+        forward_func: Callable,
+        interpretable_model: Optional[object] = None,
+        similarity_func: Optional[Callable] = None,
+    ) -> None:
+        super().__init__(forward_func)
+        self.interpretable_model = interpretable_model
+        self.similarity_func = similarity_func
+
+    def _run(
+        self,
+        value_of: _MaskedValue,
+        presence: Tensor,
+        n_samples: Optional[int],
+        perturbations_per_eval: int,
+        show_progress: bool,
+    ) -> Tensor:
+        surrogate = self.interpretable_model
+        lime = Lime(
+            value_of,
+            interpretable_model=SkLearnRidge(alpha=1.0) if surrogate is None else surrogate,
+            similarity_func=self.similarity_func,
+        )
+        return lime.attribute(
+            presence, baselines=0.0,
+            n_samples=2 * presence.shape[1] if n_samples is None else n_samples,
+            perturbations_per_eval=perturbations_per_eval, show_progress=show_progress,
+        )
+
+
+class _ExplainedValueOfEmbeddings:
+    r"""Captum's forward function for gradient methods: input embeddings ``[B, T, D]``
+    -> explained value at the final non-padding token ``[B]``. The class explained is
+    resolved on the first call (the predicted class when ``target`` is None) and kept
+    for later calls."""
+
+    def __init__(self, forward: FinalTokenForward, target: TargetType, target_type: str) -> None:
+        self.forward = forward
+        self.target = target
+        self.target_type = target_type
+        self.targets: Optional[Tensor] = None
+
+    def __call__(self, embeddings: Tensor, attention_mask: Tensor) -> Tensor:
+        logits, _ = self.forward(attention_mask, inputs_embeds=embeddings)
+        if self.targets is None:
+            self.targets = resolve_targets(self.target, logits.detach().cpu())
+        return explained_values(logits, self.targets, self.target_type)
+
+
+class TokenInputXGradient(GradientAttribution):
+    r"""
+    Captum's :class:`~captum.attr.InputXGradient` on the input embeddings of a
+    Hugging Face decoder-only classifier: ``x * d f / d x`` for every token and
+    embedding dimension, where ``f`` is the explained value at the final
+    non-padding token.
+
+    Aggregation (the paper's Appendix B.2, ``aggregation="l2"``): a token's score is
+    the L2 norm of its ``x * grad`` vector over the embedding dimension and a
+    feature's score the L2 norm of its tokens' scores, i.e. the Frobenius norm of
+    the feature's ``[tokens x D]`` block (non-negative). ``aggregation="sum"`` sums
+    both (signed).
+
+    Cost: one backward pass beyond the forward pass that gives the prediction (1 in
+    the paper's Table 2).
+
+    Args:
+        forward_func (nn.Module): A Hugging Face decoder-only
+                    ``*ForSequenceClassification`` model.
+
+    Examples::
+
+        >>> ixg = TokenInputXGradient(model)
+        >>> attr = ixg.attribute(ids, feature_mask=words)   # [B, T]
+    """
+
+    def __init__(self, forward_func: nn.Module) -> None:
+        GradientAttribution.__init__(self, forward_func)
+        self.final_token_forward = FinalTokenForward(forward_func, "TokenInputXGradient")
+
+    @log_usage()
+    def attribute(  # type: ignore[override]
+        self,
+        inputs: Tensor,
+        target: TargetType = None,
+        feature_mask: Optional[Tensor] = None,
+        baselines: Optional[int] = None,
+        attention_mask: Optional[Tensor] = None,
+        target_type: str = "prob",
+        aggregation: str = "l2",
+        **kwargs: object,
+    ) -> Tensor:
+        r"""
+        Args:
+            inputs (Tensor): LongTensor ``[B, T]`` of token ids, right-padded.
+            target (int or Tensor, optional): Class explained, an int or a
+                        LongTensor ``[B]``. None explains the predicted class.
+                        Default: None
+            feature_mask (Tensor, optional): LongTensor ``[B or 1, T]``; ids 0..n-1
+                        in order, each one contiguous span; -1 for fixed tokens. None
+                        makes every non-padding token a feature. Default: None
+            baselines (int, optional): Unused (no token is masked). Default: None
+            attention_mask (Tensor, optional): ``[B, T]`` right-padding mask.
+                        Default: None
+            target_type (str, optional): ``"prob"``, ``"logit"`` or ``"log_prob"`` of
+                        the target class at the final token. Default: "prob"
+            aggregation (str, optional): ``"l2"`` (the paper's) or ``"sum"``.
+                        Default: "l2"
+            **kwargs: Other options of the uniform protocol, accepted and ignored.
+
+        Returns:
+            Tensor ``[B, T]`` (float32) in the FeatureAblation convention.
+        """
+        target_type = check_target_type(target_type)
+        aggregation = check_aggregation(aggregation)
+        layouts = build_feature_layouts(inputs, feature_mask, attention_mask)
+        attention_mask = attention_mask_or_ones(inputs, attention_mask).to(
+            self.final_token_forward.device
+        )
+        value_of = _ExplainedValueOfEmbeddings(self.final_token_forward, target, target_type)
+        embeddings = self.final_token_forward.embed(inputs).requires_grad_()
+        attributions = InputXGradient(value_of).attribute(
+            embeddings, additional_forward_args=(attention_mask,)
+        )
+        token_scores = reduce_embedding_dim(attributions.detach().float().cpu(), aggregation)
+        return tokens_to_features(token_scores, layouts, aggregation).float()
+
+    def attribute_future(self) -> None:
+        raise NotImplementedError("TokenInputXGradient does not support attribute_future.")
+
+    @property
+    def multiplies_by_inputs(self) -> bool:
+        return True
+
+    def has_convergence_delta(self) -> bool:
+        return False
+
+
+class TokenIntegratedGradients(GradientAttribution):
+    r"""
+    Captum's :class:`~captum.attr.LayerIntegratedGradients` on the input embedding
+    layer of a Hugging Face decoder-only classifier. The baseline of a row is the
+    row with every feature masked (every token of every feature replaced by the
+    mask token ``baselines``; fixed tokens kept), so the path integral explains
+    ``f(x) - f(x_masked)``, the same difference that Kernel SHAP, MP-PI and
+    efficiency use, and completeness holds per feature.
+
+    Aggregation (``aggregation="sum"``, as in the paper): a token's score is the sum
+    of its attributions over the embedding dimension and a feature's score the sum
+    over its tokens; the feature scores then sum to ``f(x) - f(x_masked)`` up to the
+    integration error (``return_convergence_delta=True`` reports it).
+
+    Cost: ``LayerIntegratedGradients`` runs the model twice to read the embedding
+    layer's output on the input and on the baseline, then ``n_steps`` forward and
+    backward passes. The default ``n_steps = n - 1`` (at least 1) makes the total
+    ``2 n`` forward-pass equivalents for ``n >= 2``, the paper's budget for IG with
+    ``n`` samples; one more pass gives the prediction when ``target`` is None.
+
+    Args:
+        forward_func (nn.Module): A Hugging Face decoder-only
+                    ``*ForSequenceClassification`` model.
+
+    Examples::
+
+        >>> ig = TokenIntegratedGradients(model)
+        >>> attr = ig.attribute(ids, feature_mask=words, baselines=mask_id)
+    """
+
+    def __init__(self, forward_func: nn.Module) -> None:
+        GradientAttribution.__init__(self, forward_func)
+        self.final_token_forward = FinalTokenForward(forward_func, "TokenIntegratedGradients")
+
+    @log_usage()
+    def attribute(  # type: ignore[override]
+        self,
+        inputs: Tensor,
+        target: TargetType = None,
+        feature_mask: Optional[Tensor] = None,
+        baselines: Optional[int] = None,
+        attention_mask: Optional[Tensor] = None,
+        target_type: str = "prob",
+        n_steps: Optional[int] = None,
+        method: str = "gausslegendre",
+        internal_batch_size: Optional[int] = 16,
+        aggregation: str = "sum",
+        return_convergence_delta: bool = False,
+        **kwargs: object,
+    ) -> "Tensor | tuple[Tensor, Tensor]":
+        r"""
+        Args:
+            inputs (Tensor): LongTensor ``[B, T]`` of token ids. Rows are explained
+                        one at a time, each at its own length.
+            target (int or Tensor, optional): Class explained, an int or a
+                        LongTensor ``[B]``. None explains the predicted class.
+                        Default: None
+            feature_mask (Tensor, optional): LongTensor ``[B or 1, T]``; ids 0..n-1
+                        in order, each one contiguous span; -1 for fixed tokens. None
+                        makes every non-padding token a feature. Default: None
+            baselines (int): Mask token id of the baseline input. Required.
+            attention_mask (Tensor, optional): ``[B, T]`` right-padding mask.
+                        Default: None
+            target_type (str, optional): ``"prob"``, ``"logit"`` or ``"log_prob"`` of
+                        the target class at the final token. Default: "prob"
+            n_steps (int, optional): Integration steps. None uses ``max(n - 1, 1)``
+                        for a row with ``n`` features (total cost ``2 n``).
+                        Default: None
+            method (str, optional): Captum's integration rule. Default: "gausslegendre"
+            internal_batch_size (int, optional): Steps per model call (Captum's
+                        ``internal_batch_size``); None evaluates all at once.
+                        Default: 16
+            aggregation (str, optional): ``"sum"`` (the paper's, keeps completeness)
+                        or ``"l2"``. Default: "sum"
+            return_convergence_delta (bool, optional): Also return Captum's
+                        convergence delta per row, ``sum(attributions) - (f(x) -
+                        f(x_masked))`` (two more forward passes per row).
+                        Default: False
+
+        Returns:
+            Tensor ``[B, T]`` (float32) in the FeatureAblation convention, and with
+            ``return_convergence_delta`` a Tensor ``[B]`` of deltas.
+        """
+        target_type = check_target_type(target_type)
+        aggregation = check_aggregation(aggregation)
+        if n_steps is not None and (not isinstance(n_steps, int) or n_steps < 1):
+            raise ValueError(f"n_steps must be a positive int or None, got {n_steps!r}.")
+        layouts = build_feature_layouts(inputs, feature_mask, attention_mask)
+        forward = self.final_token_forward
+        baseline = check_baseline(baselines, getattr(forward.model.config, "vocab_size", None))
+        if baseline is None:
+            raise ValueError(
+                "TokenIntegratedGradients needs `baselines`: the mask token id of the "
+                "baseline input (every feature masked)."
+            )
+        targets = self._targets(inputs, attention_mask, target)
+        phis: List[Tensor] = []
+        deltas: List[Tensor] = []
+        for row, layout in enumerate(layouts):
+            ids = inputs[row : row + 1, : layout.length].to(forward.device)
+            nobody = torch.zeros(1, layout.n_features, dtype=torch.bool)
+            masked = mask_features(ids[0].cpu(), layout, nobody, baseline).to(forward.device)
+            steps = max(layout.n_features - 1, 1) if n_steps is None else n_steps
+            value_of = _ExplainedValueOfIds(forward, int(targets[row]), target_type)
+            integrated = LayerIntegratedGradients(value_of, forward.model.get_input_embeddings())
+            attributions, delta = integrated.attribute(
+                ids, baselines=masked, n_steps=steps, method=method,
+                internal_batch_size=internal_batch_size,
+                return_convergence_delta=True,
+            ) if return_convergence_delta else (
+                integrated.attribute(
+                    ids, baselines=masked, n_steps=steps, method=method,
+                    internal_batch_size=internal_batch_size,
+                ),
+                None,
+            )
+            token_scores = reduce_embedding_dim(attributions.detach().float().cpu()[0], aggregation)
+            phis.append(feature_scores(token_scores, layout, aggregation))
+            if delta is not None:
+                deltas.append(delta.detach().float().cpu().reshape(()))
+        result = expand_to_tokens(phis, layouts, inputs.shape[1]).float()
+        return (result, torch.stack(deltas)) if return_convergence_delta else result
+
+    def _targets(self, inputs: Tensor, attention_mask: Optional[Tensor], target: TargetType) -> Tensor:
+        forward = self.final_token_forward
+        if target is not None:
+            n_classes = int(forward.model.config.num_labels)
+            return resolve_targets(target, torch.zeros(inputs.shape[0], n_classes))
+        with torch.no_grad():
+            logits, _ = forward(attention_mask_or_ones(inputs, attention_mask), input_ids=inputs)
+        return resolve_targets(None, logits.cpu())
+
+    def attribute_future(self) -> None:
+        raise NotImplementedError("TokenIntegratedGradients does not support attribute_future.")
+
+    @property
+    def multiplies_by_inputs(self) -> bool:
+        return True
+
+    def has_convergence_delta(self) -> bool:
+        return True
+
+
+class _ExplainedValueOfIds:
+    r"""Forward function for ``LayerIntegratedGradients``: token ids ``[N, L]`` of one
+    unpadded row (or its interpolation steps) -> explained value ``[N]``."""
+
+    def __init__(self, forward: FinalTokenForward, target: int, target_type: str) -> None:
+        self.forward = forward
+        self.target = target
+        self.target_type = target_type
+
+    def __call__(self, input_ids: Tensor) -> Tensor:
+        logits, _ = self.forward(torch.ones_like(input_ids), input_ids=input_ids)
+        return explained_value(logits, self.target, self.target_type)

@@ -1,0 +1,220 @@
+import pytest
+import torch
+from captum._utils.models.linear_model import SkLearnLinearRegression
+
+from captum_pi import feature_attributions
+from captum_pi._core.captum_adapters import (
+    TokenFeatureAblation,
+    TokenInputXGradient,
+    TokenIntegratedGradients,
+    TokenKernelShap,
+    TokenLime,
+    TokenShapleyValueSampling,
+)
+from toy_models import MASK_ID, RunningSumClassifier, exact_shapley, masked_value, tiny_classifier
+
+IDS = torch.tensor([[1, 7, 9, 13, 21, 5, 30, 4, 11]])
+WORDS = torch.tensor([[-1, 0, 0, 1, 2, 2, -1, 3, 3]])  # BOS and an inner template token fixed
+N_WORDS = 4
+
+
+class AdditiveLogits(torch.nn.Module):
+    r"""Per-position logits are the running sum of per-token logit vectors, the mask
+    token contributing nothing: the logit of any masked input is additive over
+    features, so every attribution method that is exact on linear games must return
+    each feature's own contribution."""
+
+    def __init__(self, vocab_size: int = 32, n_classes: int = 3) -> None:
+        super().__init__()
+        generator = torch.Generator().manual_seed(0)
+        self.table = torch.randn(vocab_size, n_classes, generator=generator, dtype=torch.float64)
+        self.table[MASK_ID] = 0.0
+        self.seen = []
+
+    def forward(self, input_ids, attention_mask=None):
+        self.seen.append(input_ids.clone())
+        return self.table[input_ids].cumsum(dim=1).float()
+
+    def contribution(self, feature, target):
+        tokens = IDS[0][WORDS[0] == feature]
+        return float(self.table[tokens, target].sum())
+
+
+def _phi(attributions):
+    return feature_attributions(attributions, WORDS)[0].double()
+
+
+@pytest.mark.parametrize("perturbations_per_eval", [1, 5])
+@pytest.mark.parametrize(
+    "make, options",
+    [
+        (TokenFeatureAblation, {}),
+        (TokenShapleyValueSampling, {"n_samples": 3}),
+        (TokenKernelShap, {"n_samples": 64, "seed": 0}),
+        (lambda model: TokenLime(model, interpretable_model=SkLearnLinearRegression()),
+         {"n_samples": 64, "seed": 0}),
+    ],
+)
+def test_perturbation_methods_recover_additive_contributions(make, options, perturbations_per_eval):
+    model = AdditiveLogits()
+    attr = make(model).attribute(
+        IDS, target=2, feature_mask=WORDS, baselines=MASK_ID, target_type="logit",
+        perturbations_per_eval=perturbations_per_eval, **options,
+    )
+    expected = torch.tensor([model.contribution(k, 2) for k in range(N_WORDS)], dtype=torch.float64)
+    torch.testing.assert_close(_phi(attr), expected, atol=1e-4, rtol=0)
+    assert attr[0, 0] == 0 and attr[0, 6] == 0
+    assert attr[0, 1] == attr[0, 2] and attr[0, 7] == attr[0, 8]
+
+
+@pytest.mark.parametrize(
+    "method", [TokenFeatureAblation, TokenShapleyValueSampling, TokenKernelShap, TokenLime]
+)
+def test_fixed_tokens_are_never_masked_and_features_are_masked_whole(method):
+    model = AdditiveLogits()
+    method(model).attribute(IDS, target=0, feature_mask=WORDS, baselines=MASK_ID, seed=1)
+    seen = torch.cat(model.seen)
+    fixed = WORDS[0] < 0
+    assert torch.equal(seen[:, fixed], IDS[:, fixed].expand(seen.shape[0], -1))
+    masked = seen == MASK_ID
+    assert masked.any()
+    for feature in range(N_WORDS):
+        in_feature = masked[:, WORDS[0] == feature]
+        assert torch.equal(in_feature.all(dim=1), in_feature.any(dim=1))
+
+
+def test_feature_ablation_on_a_hf_model_equals_masked_predictions():
+    model = tiny_classifier("llama")
+    mask_id = 3
+    attr = TokenFeatureAblation(model).attribute(IDS, feature_mask=WORDS, baselines=mask_id)
+    with torch.no_grad():
+        probs = torch.softmax(model(IDS).logits[0], -1)
+        target = int(probs.argmax())
+        expected = []
+        for feature in range(N_WORDS):
+            ablated = torch.where(WORDS == feature, torch.tensor(mask_id), IDS)
+            expected.append(probs[target] - torch.softmax(model(ablated).logits[0], -1)[target])
+    torch.testing.assert_close(_phi(attr).float(), torch.stack(expected), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("method, n_samples", [(TokenKernelShap, 600), (TokenShapleyValueSampling, 150)])
+def test_sampling_methods_approach_exact_shapley_values(method, n_samples):
+    model = RunningSumClassifier(vocab_size=32, seed=3)
+    exact = exact_shapley(
+        lambda coalition: masked_value(model, IDS[0], WORDS[0], coalition, 1), N_WORDS
+    )
+    attr = method(model).attribute(
+        IDS, target=1, feature_mask=WORDS, baselines=MASK_ID, n_samples=n_samples, seed=0,
+        perturbations_per_eval=64,
+    )
+    # Monte Carlo error of Captum's estimators at these budgets is a few percent
+    assert (_phi(attr) - exact).abs().max() < 0.1 * exact.abs().max()
+    assert torch.nn.functional.cosine_similarity(_phi(attr), exact, dim=0) > 0.99
+
+
+def test_seed_makes_sampling_reproducible_and_leaves_global_generator_alone():
+    model = RunningSumClassifier(vocab_size=32, seed=3)
+    kernel_shap = TokenKernelShap(model)
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    first = kernel_shap.attribute(IDS, feature_mask=WORDS, baselines=MASK_ID, seed=5)
+    assert torch.equal(torch.get_rng_state(), state)
+    again = kernel_shap.attribute(IDS, feature_mask=WORDS, baselines=MASK_ID, seed=5)
+    other = kernel_shap.attribute(IDS, feature_mask=WORDS, baselines=MASK_ID, seed=6)
+    assert torch.equal(first, again)
+    assert not torch.equal(first, other)
+
+
+def _final_probability(model, embeddings, target):
+    return torch.softmax(model(inputs_embeds=embeddings).logits[0], -1)[target]
+
+
+@pytest.mark.parametrize("architecture", ["gpt2", "llama"])
+def test_input_x_gradient_equals_hand_computed_l2_aggregation(architecture):
+    model = tiny_classifier(architecture)
+    embeddings = model.get_input_embeddings()(IDS).detach().requires_grad_()
+    with torch.no_grad():
+        target = int(model(IDS).logits[0].argmax())
+    (gradient,) = torch.autograd.grad(_final_probability(model, embeddings, target), embeddings)
+    token_norms = (embeddings * gradient)[0].norm(dim=-1)
+    expected = torch.stack(
+        [token_norms[WORDS[0] == k].square().sum().sqrt() for k in range(N_WORDS)]
+    )
+    attr = TokenInputXGradient(model).attribute(IDS, feature_mask=WORDS)
+    torch.testing.assert_close(_phi(attr).float(), expected.detach(), atol=1e-6, rtol=1e-4)
+
+
+@pytest.mark.parametrize("architecture", ["gpt2", "llama"])
+def test_integrated_gradients_completeness(architecture):
+    model = tiny_classifier(architecture)
+    mask_id = 3
+    attr, delta = TokenIntegratedGradients(model).attribute(
+        IDS, feature_mask=WORDS, baselines=mask_id, target=1, n_steps=32,
+        return_convergence_delta=True,
+    )
+    with torch.no_grad():
+        masked = torch.where(WORDS >= 0, torch.tensor(mask_id), IDS)
+        difference = (torch.softmax(model(IDS).logits[0], -1)[1]
+                      - torch.softmax(model(masked).logits[0], -1)[1])
+    assert abs(float(delta[0])) < 1e-4 * max(1.0, abs(float(difference)))
+    assert float(_phi(attr).sum()) == pytest.approx(float(difference), abs=1e-5)
+    assert abs(float(difference)) > 1e-3  # the check is not vacuous
+
+
+def test_integrated_gradients_defaults_to_n_minus_one_steps():
+    model = tiny_classifier("gpt2")
+    rows = []
+    model.score.register_forward_pre_hook(lambda module, args: rows.append(args[0].shape[0]))
+    TokenIntegratedGradients(model).attribute(
+        IDS, feature_mask=WORDS, baselines=3, target=0, internal_batch_size=None
+    )
+    # two passes to read the embedding layer on input and baseline, then n - 1 steps
+    assert rows == [1, 1, N_WORDS - 1]
+
+
+@pytest.mark.parametrize(
+    "method, options",
+    [
+        (TokenInputXGradient, {}),
+        (TokenIntegratedGradients, {"baselines": 3}),
+        (TokenKernelShap, {"baselines": 3, "seed": 0}),
+        (TokenFeatureAblation, {"baselines": 3}),
+    ],
+)
+def test_padding_and_batching_do_not_change_attributions(method, options):
+    model = tiny_classifier("qwen2")
+    short_ids, short_words = IDS[:, :6], WORDS[:, :6]
+    explainer = method(model)
+    alone_long = explainer.attribute(IDS, target=0, feature_mask=WORDS, **options)
+    alone_short = explainer.attribute(short_ids, target=0, feature_mask=short_words, **options)
+    batch = torch.cat([IDS, torch.nn.functional.pad(short_ids, (0, 3), value=0)])
+    attention = torch.tensor([[1] * 9, [1] * 6 + [0] * 3])
+    batch_words = torch.cat([WORDS, torch.nn.functional.pad(short_words, (0, 3), value=-1)])
+    together = explainer.attribute(
+        batch, target=0, feature_mask=batch_words, attention_mask=attention, **options
+    )
+    torch.testing.assert_close(together[0], alone_long[0], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(together[1, :6], alone_short[0], atol=1e-5, rtol=1e-4)
+    assert together[1, 6:].abs().sum() == 0
+
+
+def test_gradient_methods_reject_plain_callables():
+    for method in (TokenInputXGradient, TokenIntegratedGradients):
+        with pytest.raises(ValueError, match="Hugging Face"):
+            method(RunningSumClassifier())
+
+
+def test_perturbation_methods_need_a_mask_token():
+    with pytest.raises(ValueError, match="baselines"):
+        TokenKernelShap(RunningSumClassifier()).attribute(IDS, feature_mask=WORDS)
+    with pytest.raises(ValueError, match="baselines"):
+        TokenIntegratedGradients(tiny_classifier("gpt2")).attribute(IDS, feature_mask=WORDS)
+
+
+def test_single_feature_rows():
+    model = RunningSumClassifier(vocab_size=32, seed=3)
+    one_word = torch.tensor([[-1, 0, 0, 0, -1, -1, -1, -1, -1]])
+    total = masked_value(model, IDS[0], one_word[0], {0}, 1) - masked_value(model, IDS[0], one_word[0], set(), 1)
+    for method in (TokenFeatureAblation, TokenShapleyValueSampling, TokenKernelShap):
+        attr = method(model).attribute(IDS, target=1, feature_mask=one_word, baselines=MASK_ID, seed=0)
+        assert float(attr[0, 1]) == pytest.approx(total, abs=1e-5)
