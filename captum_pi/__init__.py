@@ -34,7 +34,9 @@ from captum_pi.metrics import (
     shapley_agreement,
     shapley_values,
 )
+from captum_pi.llm_attr import ClassifierAttributionResult, LLMClassifierAttribution
 from captum_pi.registry import METHODS, MethodSpec, get_method
+from captum_pi.text import SuffixWarning, TextFeatureInput, mask_token_id
 
 __version__ = "0.1.0"
 
@@ -54,6 +56,11 @@ __all__ = [
     "TokenLime",
     "TokenInputXGradient",
     "TokenIntegratedGradients",
+    "LLMClassifierAttribution",
+    "ClassifierAttributionResult",
+    "TextFeatureInput",
+    "mask_token_id",
+    "SuffixWarning",
     "METHODS",
     "MethodSpec",
     "get_method",
