@@ -22,6 +22,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 from toy_models import MASK_ID, RunningSumClassifier, exact_shapley, masked_value  # noqa: E402
 
 from captum_pi import MultiPassProgressive, feature_attributions  # noqa: E402
+from captum_pi._core import mask_distribution as md  # noqa: E402
+
+SHIPPED_FRACTION = md.DEFENSIVE_SHAPLEY_FRACTION
 
 
 class _CountingProbabilities(torch.nn.Module):
@@ -37,13 +40,16 @@ class _CountingProbabilities(torch.nn.Module):
         return torch.softmax(self.model(input_ids)[:, -1], dim=-1)
 
 
-def _methods(model: torch.nn.Module) -> Dict[str, Callable]:
+def _methods(model: torch.nn.Module, fractions: List[float]) -> Dict[str, Callable]:
     mp = MultiPassProgressive(model)
     counting = _CountingProbabilities(model)
     kernel_shap = KernelShap(counting)
 
-    def mp_pi(sampling: str) -> Callable:
+    def mp_pi(sampling: str, fraction: float = SHIPPED_FRACTION) -> Callable:
         def run(ids, mask, target, budget, seed):
+            if fraction != md.DEFENSIVE_SHAPLEY_FRACTION:
+                md.DEFENSIVE_SHAPLEY_FRACTION = fraction  # P' is cached per n: rebuild it
+                md.mask_distribution.cache_clear()
             mp.per_position.n_rows = 0
             attr = mp.attribute(ids, target=target, feature_mask=mask, baselines=MASK_ID,
                                 n_samples=budget, seed=seed, sampling=sampling)
@@ -57,8 +63,11 @@ def _methods(model: torch.nn.Module) -> Dict[str, Callable]:
                                      n_samples=budget, perturbations_per_eval=64)
         return feature_attributions(attr, mask)[0], counting.rows
 
-    return {"MP-PI (optimized)": mp_pi("optimized"), "MP-PI (shapley)": mp_pi("shapley"),
-            "Captum KernelShap": captum_kernel_shap}
+    methods = {"MP-PI (optimized)": mp_pi("optimized"), "MP-PI (shapley)": mp_pi("shapley"),
+               "Captum KernelShap": captum_kernel_shap}
+    for fraction in fractions:
+        methods[f"MP-PI (optimized, Shapley fraction {fraction})"] = mp_pi("optimized", fraction)
+    return methods
 
 
 def main() -> None:
@@ -67,6 +76,8 @@ def main() -> None:
     parser.add_argument("--models", type=int, default=5, help="random exactness models (and inputs)")
     parser.add_argument("--seeds", type=int, default=20, help="sampling seeds per model")
     parser.add_argument("--multiples", type=int, nargs="+", default=[1, 2, 4, 8])
+    parser.add_argument("--shapley-fractions", type=float, nargs="*", default=[],
+                        help="also run MP-PI with these defensive Shapley fractions of P'")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     n = args.features
@@ -80,7 +91,7 @@ def main() -> None:
         mask = torch.arange(2 * n).div(2, rounding_mode="floor")[None]
         target = int(model(ids)[0, -1].argmax())
         exact = exact_shapley(lambda s: masked_value(model, ids[0], mask[0], s, target), n)
-        for name, run in _methods(model).items():
+        for name, run in _methods(model, args.shapley_fractions).items():
             for multiple in args.multiples:
                 for seed in range(args.seeds):
                     phi, calls = run(ids, mask, target, multiple * n, seed)
