@@ -34,7 +34,9 @@ from captum_pi.metrics import (
     shapley_agreement,
     shapley_values,
 )
+from captum_pi.data import DrugReviews, load_drug_reviews
 from captum_pi.llm_attr import ClassifierAttributionResult, LLMClassifierAttribution
+from captum_pi.models import ClassifierBundle, load_default_classifier
 from captum_pi.registry import METHODS, MethodSpec, get_method
 from captum_pi.text import SuffixWarning, TextFeatureInput, mask_token_id
 
@@ -61,6 +63,10 @@ __all__ = [
     "TextFeatureInput",
     "mask_token_id",
     "SuffixWarning",
+    "load_drug_reviews",
+    "DrugReviews",
+    "load_default_classifier",
+    "ClassifierBundle",
     "METHODS",
     "MethodSpec",
     "get_method",
