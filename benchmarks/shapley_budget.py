@@ -88,6 +88,8 @@ def main() -> None:
         if "exact" not in cached:
             exact = shapley_values(bundle.model, inp.input_ids, target=label, **common)
             cached["exact"] = exact.values[0, :n].tolist()
+            with open(path, "w") as handle:
+                json.dump(cached, handle)
         exact = np.array(cached["exact"])
         for name, method in methods.items():
             for multiple in args.multiples:
@@ -102,8 +104,8 @@ def main() -> None:
                         seconds = time.perf_counter() - start
                     phi = feature_attributions(attr.float(), inp.feature_mask)[0].numpy()
                     cached[run_key] = {"rows": rows["rows"], "seconds": seconds, **agreement(phi, exact)}
-        with open(path, "w") as handle:
-            json.dump(cached, handle)
+            with open(path, "w") as handle:  # resumable after every method
+                json.dump(cached, handle)
         for run_key, value in cached.items():
             if run_key != "exact":
                 name, multiple, seed = run_key.split("|")

@@ -73,9 +73,14 @@ def plot_activation_curves(
             "and inverse activation studies on separate axes."
         )
     ax = _axes(ax, (5.5, 4.0))
-    for name, result in results.items():
+    # more methods than the default 10-colour cycle: cycle line styles through tab20 too
+    from matplotlib import colormaps
+
+    colors = colormaps["tab20"].colors
+    for index, (name, result) in enumerate(results.items()):
         grid, mean = result.mean_curve(n_points)
-        ax.plot(grid, mean, label=f"{name} (AUC {result.summary(confidence)})")
+        ax.plot(grid, mean, color=colors[(2 * index) % 20 + (index // 10) % 2],
+                linestyle=("-", "--")[index % 2], label=f"{name} (AUC {result.summary(confidence)})")
     ax.set_xlim(0.0, 1.0)
     ax.set_xlabel("fraction of features added")
     ax.set_ylabel("model output on the explained class")
