@@ -135,7 +135,7 @@ def write_report(records: List[dict], args: argparse.Namespace, key: str, out_di
                 continue
             cosine = np.mean([r["cosine"] for r in subset])
             lines.append(
-                f"| {METHODS[name].title}{' (Shapley sampling)' if name == 'mp-pi-shapley' else ''} | "
+                f"| {METHODS[name].title} | "
                 f"{multiple}n | {np.mean([r['rows'] / r['n'] for r in subset]):.2f} | {cosine:.3f} | "
                 f"{np.mean([r['relative_l2'] for r in subset]):.3f} | "
                 f"{np.median([r['seconds'] for r in subset]):.2f} |")
