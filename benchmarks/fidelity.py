@@ -1,0 +1,85 @@
+r"""
+How far Progressive Inference's premise holds for a model: for test reviews, the gap
+between each intermediate prediction p_k and the model's prediction on the input with
+every feature after k masked, f(x'_k) (the paper's footnote 1), per relative position.
+
+    python benchmarks/fidelity.py --model smollm2 --level sentence --limit 20
+
+Writes a Markdown summary and a plot of the gap against relative position under
+benchmarks/results/fidelity/.
+"""
+import argparse
+import os
+import sys
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import MODELS, load_bundle, machine, sample_reviews  # noqa: E402
+
+from captum_pi.metrics import plot_fidelity_gap, progressive_fidelity  # noqa: E402
+from captum_pi.text import TextFeatureInput  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="smollm2", choices=MODELS)
+    parser.add_argument("--task", default="binary", choices=["binary", "3class"])
+    parser.add_argument("--level", default="sentence", choices=["word", "sentence"])
+    parser.add_argument("--limit", type=int, default=20)
+    parser.add_argument("--min-features", type=int, default=2)
+    parser.add_argument("--max-features", type=int, default=40)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    bundle = load_bundle(args.model, args.task)
+    inputs = []
+    for _, text, label in sample_reviews(args.task, args.seed):
+        if len(inputs) == args.limit:
+            break
+        inp = TextFeatureInput(text, bundle.tokenizer, level=args.level, template=bundle.prefix + "{}")
+        if args.min_features <= inp.n_itp_features <= args.max_features:
+            inputs.append((inp, label))
+    ids, feature_mask, attention_mask = right_padded([inp for inp, _ in inputs], bundle.tokenizer.pad_token_id)
+    result = progressive_fidelity(bundle.model, ids, target=torch.tensor([label for _, label in inputs]),
+                                  feature_mask=feature_mask, baselines=inputs[0][0].baselines,
+                                  attention_mask=attention_mask, show_progress=True)
+    mean_gaps, max_gaps = result.mean_abs_gap, result.max_abs_gap
+    key = f"{args.model}-{args.task}-{args.level}"
+    out_dir = os.path.join(HERE, "results", "fidelity")
+    os.makedirs(out_dir, exist_ok=True)
+    text = "\n".join([
+        f"# Progressive-inference fidelity: {args.model}, {args.task}, {args.level} level, "
+        f"{len(inputs)} test reviews (true class, probability)",
+        "",
+        f"Command: `python benchmarks/fidelity.py {' '.join(sys.argv[1:])}`  ",
+        f"Machine: {machine()}",
+        "",
+        "| per review | mean | median | max |",
+        "|---|---|---|---|",
+        f"| mean abs gap over positions | {mean_gaps.mean():.3f} | {np.median(mean_gaps):.3f} | {mean_gaps.max():.3f} |",
+        f"| max abs gap over positions | {max_gaps.mean():.3f} | {np.median(max_gaps):.3f} | {max_gaps.max():.3f} |",
+    ])
+    print(text)
+    with open(os.path.join(out_dir, key + ".md"), "w") as handle:
+        handle.write(text + "\n")
+    figure = plot_fidelity_gap(result, title=f"p_k - f(x'_k), {key}")
+    figure.savefig(os.path.join(out_dir, key + ".png"), dpi=110)
+
+
+def right_padded(inputs, pad_id: int):
+    r"""One right-padded batch (ids, feature mask, attention mask) from several text inputs."""
+    length = max(inp.input_ids.shape[1] for inp in inputs)
+
+    def pad(tensor, value):
+        return torch.nn.functional.pad(tensor, (0, length - tensor.shape[1]), value=value)
+
+    return (torch.cat([pad(inp.input_ids, pad_id) for inp in inputs]),
+            torch.cat([pad(inp.feature_mask, -1) for inp in inputs]),
+            torch.cat([pad(inp.attention_mask, 0) for inp in inputs]))
+
+
+if __name__ == "__main__":
+    main()
