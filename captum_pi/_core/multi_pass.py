@@ -22,6 +22,7 @@ from captum_pi._core.progressive import (
     mask_features,
     resolve_targets,
     vocab_size_of,
+    with_fully_masked_rows,
 )
 
 
@@ -150,7 +151,7 @@ class MultiPassProgressive(PerturbationAttribution):
                 "inactive features (the paper masks with the token of '...')."
             )
         budgets = [_budget(layout.n_features, n_samples) for layout in layouts]
-        full_logits, empty_logits = self._anchor_logits(inputs, layouts, baseline)
+        full_logits, empty_logits = self._anchor_logits(inputs, attention_mask, layouts, baseline)
         targets = resolve_targets(target, full_logits)
         bar = progress(
             desc="MP-PI passes", total=sum(budgets), disable=not show_progress
@@ -178,19 +179,12 @@ class MultiPassProgressive(PerturbationAttribution):
         return expand_to_tokens(phis, layouts, inputs.shape[1]).to(full_logits.dtype)
 
     def _anchor_logits(
-        self, inputs: Tensor, layouts: List[FeatureLayout], baseline: int
+        self, inputs: Tensor, attention_mask: Optional[Tensor], layouts: List[FeatureLayout], baseline: int
     ) -> "tuple[Tensor, Tensor]":
         r"""Logits at the final token of the unmasked and the fully masked inputs,
         in one model call."""
-        batch, seq_len = inputs.shape
-        ids = torch.full((2 * batch, seq_len), baseline, dtype=inputs.dtype)
-        mask = torch.zeros((2 * batch, seq_len), dtype=torch.long)
-        for row, layout in enumerate(layouts):
-            nobody = torch.zeros(1, layout.n_features, dtype=torch.bool)
-            ids[row, : layout.length] = inputs[row, : layout.length].cpu()
-            ids[batch + row, : layout.length] = mask_features(inputs[row].cpu(), layout, nobody, baseline)[0]
-            mask[row, : layout.length] = 1
-            mask[batch + row, : layout.length] = 1
+        batch = inputs.shape[0]
+        ids, mask = with_fully_masked_rows(inputs, attention_mask, layouts, list(range(batch)), baseline)
         logits = self.per_position(ids, mask).cpu()
         lasts = torch.tensor([layout.length - 1 for layout in layouts] * 2)
         final = logits[torch.arange(2 * batch), lasts]

@@ -468,3 +468,36 @@ def feature_attributions(
     for row, layout in enumerate(layouts):
         out[row, : layout.n_features] = attributions[row, layout.starts.to(attributions.device)].cpu()
     return out
+
+
+def with_fully_masked_rows(
+    inputs: Tensor,
+    attention_mask: Optional[Tensor],
+    layouts: List[FeatureLayout],
+    rows: List[int],
+    baseline: Optional[int],
+) -> "tuple[Tensor, Tensor]":
+    r"""
+    Appends to the batch, for each row in ``rows``, a copy of it with every feature
+    replaced by ``baseline`` (fixed tokens kept, right-padded like ``inputs``), so the
+    fully masked inputs are evaluated in the same model call.
+
+    Returns:
+        ``(input_ids, attention_mask)`` of ``B + len(rows)`` rows.
+    """
+    if attention_mask is None:
+        attention_mask = torch.ones_like(inputs)
+    if not rows:
+        return inputs, attention_mask
+    seq_len = inputs.shape[1]
+    empty_ids = torch.full((len(rows), seq_len), int(baseline), dtype=inputs.dtype)
+    empty_mask = torch.zeros((len(rows), seq_len), dtype=attention_mask.dtype)
+    for offset, row in enumerate(rows):
+        layout = layouts[row]
+        nobody = torch.zeros(1, layout.n_features, dtype=torch.bool)
+        empty_ids[offset, : layout.length] = mask_features(inputs[row].cpu(), layout, nobody, int(baseline))[0]
+        empty_mask[offset, : layout.length] = 1
+    return (
+        torch.cat([inputs.cpu(), empty_ids]),
+        torch.cat([attention_mask.cpu(), empty_mask]),
+    )

@@ -6,7 +6,6 @@ from captum.log import log_usage
 from torch import Tensor
 
 from captum_pi._core.progressive import (
-    FeatureLayout,
     PerPositionForward,
     TargetType,
     build_feature_layouts,
@@ -14,9 +13,9 @@ from captum_pi._core.progressive import (
     check_target_type,
     expand_to_tokens,
     explained_value,
-    mask_features,
     resolve_targets,
     vocab_size_of,
+    with_fully_masked_rows,
 )
 
 
@@ -108,7 +107,7 @@ class SinglePassProgressive(PerturbationAttribution):
                 "with every feature masked: pass the mask token id as `baselines` (or mark "
                 "a BOS/prefix token -1 in feature_mask)."
             )
-        batch_ids, batch_mask = _with_empty_rows(inputs, attention_mask, layouts, rows_needing_empty, baseline)
+        batch_ids, batch_mask = with_fully_masked_rows(inputs, attention_mask, layouts, rows_needing_empty, baseline)
         logits = self.per_position(batch_ids, batch_mask).cpu()
         batch = inputs.shape[0]
         final = torch.stack([logits[row, layout.length - 1] for row, layout in enumerate(layouts)])
@@ -125,28 +124,3 @@ class SinglePassProgressive(PerturbationAttribution):
             progressive = torch.cat([before.reshape(1), values[layout.ends]])
             phis.append(progressive.diff())
         return expand_to_tokens(phis, layouts, inputs.shape[1]).to(logits.dtype)
-
-
-def _with_empty_rows(
-    inputs: Tensor,
-    attention_mask: Optional[Tensor],
-    layouts: List[FeatureLayout],
-    rows: List[int],
-    baseline: Optional[int],
-) -> "tuple[Tensor, Tensor]":
-    if attention_mask is None:
-        attention_mask = torch.ones_like(inputs)
-    if not rows:
-        return inputs, attention_mask
-    seq_len = inputs.shape[1]
-    empty_ids = torch.full((len(rows), seq_len), int(baseline), dtype=inputs.dtype)
-    empty_mask = torch.zeros((len(rows), seq_len), dtype=attention_mask.dtype)
-    for offset, row in enumerate(rows):
-        layout = layouts[row]
-        nobody = torch.zeros(1, layout.n_features, dtype=torch.bool)
-        empty_ids[offset, : layout.length] = mask_features(inputs[row].cpu(), layout, nobody, int(baseline))[0]
-        empty_mask[offset, : layout.length] = 1
-    return (
-        torch.cat([inputs.cpu(), empty_ids]),
-        torch.cat([attention_mask.cpu(), empty_mask]),
-    )
