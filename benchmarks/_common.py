@@ -43,7 +43,11 @@ class RowCounter:
 
     def __init__(self, model: torch.nn.Module) -> None:
         self.rows = 0
-        model.score.register_forward_pre_hook(self._count)
+        self._handle = model.score.register_forward_pre_hook(self._count)
+
+    def remove(self) -> None:
+        r"""Stops counting (removes the hook)."""
+        self._handle.remove()
 
     def _count(self, _module: torch.nn.Module, args: tuple) -> None:
         self.rows += int(args[0].shape[0])
@@ -57,5 +61,9 @@ class RowCounter:
 
 
 def machine() -> str:
+    import captum
+    import transformers
+
     return (f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, "
+            f"transformers {transformers.__version__}, captum {captum.__version__}, "
             f"Python {platform.python_version()}")

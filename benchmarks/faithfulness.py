@@ -5,12 +5,17 @@ true class (as the paper does): activation and inverse activation study AUC with
 confidence intervals, ERASER AOPC comprehensiveness and sufficiency, the cost in
 forward-pass equivalents, the measured forward rows and the wall time per explanation.
 
-    python benchmarks/faithfulness.py --model smollm2 --task binary --level sentence --limit 30
-    python benchmarks/faithfulness.py --model smollm2 --task binary --level word --limit 10 --max-features 40
+    python benchmarks/faithfulness.py --model smollm2 --level sentence --limit 30
+    python benchmarks/faithfulness.py --model smollm2 gemma3 gpt2 --level word sentence
 
-Per-example results are cached as JSON under benchmarks/cache/ (resumable: rerun the
-same command to continue); tables (Markdown, CSV) and AS/IAS plots are written under
-benchmarks/results/faithfulness/.
+Several models, tasks and levels run one after the other. Per-example results are
+cached as JSON under benchmarks/cache/ (resumable: rerun the same command to
+continue; a larger --limit only runs the new reviews); for each (model, task, level)
+a table (Markdown, CSV) and the AS/IAS curves are written under
+benchmarks/results/faithfulness/, and summary.md puts the paper's two claims
+side by side for every pair of the run: SP-PI against the best method costing at most
+one pass, MP-PI against the best method costing about 2n passes, as relative AUC
+gains (the paper's measure) with paired 95 % confidence intervals over the reviews.
 """
 import argparse
 import csv
@@ -39,6 +44,16 @@ from captum_pi.registry import METHODS  # noqa: E402
 from captum_pi.text import TextFeatureInput  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+#: Default upper bound on the features of a review, per level (bounds the CPU time).
+MAX_FEATURES = {"sentence": 12, "word": 30}
+
+#: The paper's two claims: (our method, the methods it is said to beat).
+CLAIMS = (
+    ("sp-pi", ("a-last", "gae", "input-x-gradient", "lrp")),
+    ("mp-pi", ("kernel-shap", "integrated-gradients", "lime", "feature-ablation",
+               "shapley-value-sampling")),
+)
 
 
 def explain(method_name: str, method, inp: TextFeatureInput, label: int, seed: int) -> np.ndarray:
@@ -145,37 +160,81 @@ def plot_curves(results: Dict[str, List[dict]], stem: str) -> None:
     plt.close(figure)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="smollm2", choices=MODELS)
-    parser.add_argument("--task", default="binary", choices=["binary", "3class"])
-    parser.add_argument("--level", default="sentence", choices=["word", "sentence"])
-    parser.add_argument("--limit", type=int, default=50, help="number of test reviews")
-    parser.add_argument("--min-features", type=int, default=2)
-    parser.add_argument("--max-features", type=int, default=12,
-                        help="skip reviews with more features (bounds the CPU time)")
-    parser.add_argument("--methods", nargs="+", default=list(METHODS))
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    torch.manual_seed(args.seed)
-    key = f"{args.model}-{args.task}-{args.level}"
+def claim_rows(results: Dict[str, List[dict]]) -> List[dict]:
+    r"""For each claim and study, the best competitor by mean AUC and our method's paired
+    difference to it: relative gain (the paper's measure; positive means ours is better)
+    and the mean per-review difference with its 95 % confidence interval."""
+    rows = []
+    for ours, rivals in CLAIMS:
+        rivals = [name for name in rivals if name in results]
+        if ours not in results or not rivals:
+            continue
+        for key, sign in (("as_auc", 1.0), ("ias_auc", -1.0)):
+            means = {name: np.mean([e[key] for e in results[name]]) for name in rivals}
+            best = max(rivals, key=lambda name: sign * means[name])
+            ours_values = np.array([e[key] for e in results[ours]])
+            best_values = np.array([e[key] for e in results[best]])
+            difference = mean_confidence_interval(sign * (ours_values - best_values))
+            rows.append({
+                "method": METHODS[ours].title, "study": "AS" if sign > 0 else "IAS",
+                "best_rival": METHODS[best].title, "ours": float(ours_values.mean()),
+                "rival": float(best_values.mean()),
+                "relative_gain": float(sign * (ours_values.mean() - best_values.mean()) / best_values.mean()),
+                "difference": difference.mean, "difference_ci": difference.half_width,
+            })
+    return rows
+
+
+def verdict(row: dict) -> str:
+    low, high = row["difference"] - row["difference_ci"], row["difference"] + row["difference_ci"]
+    if low > 0:
+        return "holds"
+    if high < 0:
+        return "reversed"
+    return "not significant"
+
+
+def write_summary(claims: Dict[str, List[dict]], header: str) -> str:
+    lines = [header, "",
+             "Relative gain: (ours - best rival) / best rival for AS AUC, (best rival - ours) / "
+             "best rival for IAS AUC, so positive always means ours is better (the paper reports "
+             "up to +10.3 % AS and +57.5 % IAS for MP-PI). Paired difference: mean over reviews "
+             "of the same sign convention, with its 95 % CI; the claim holds when the CI lies "
+             "above 0.", "",
+             "| model-task-level | method | study | best rival | ours | rival | relative gain | "
+             "paired difference | claim |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for key, rows in claims.items():
+        for row in rows:
+            lines.append(
+                f"| {key} | {row['method']} | {row['study']} | {row['best_rival']} | "
+                f"{row['ours']:.3f} | {row['rival']:.3f} | {100 * row['relative_gain']:+.1f} % | "
+                f"{row['difference']:+.3f} ± {row['difference_ci']:.3f} | {verdict(row)} |")
+    text = "\n".join(lines)
+    with open(os.path.join(HERE, "results", "faithfulness", "summary.md"), "w") as handle:
+        handle.write(text + "\n")
+    return text
+
+
+def run_pair(bundle, model_name: str, task: str, level: str, limit: int, args) -> tuple:
+    r"""Benchmark 1 on one (model, task, level): cached per review, tables and plots written."""
+    key = f"{model_name}-{task}-{level}"
+    max_features = args.max_features or MAX_FEATURES[level]
     cache_dir = os.path.join(HERE, "cache", "faithfulness", key)
     out_dir = os.path.join(HERE, "results", "faithfulness")
     os.makedirs(cache_dir, exist_ok=True)
     os.makedirs(out_dir, exist_ok=True)
-    bundle = load_bundle(args.model, args.task)
     counter = RowCounter(bundle.model)
     methods = {name: METHODS[name].build(bundle.model) for name in args.methods}
     template = bundle.prefix + "{}"
     results: Dict[str, List[dict]] = {name: [] for name in methods}
     n_features: List[int] = []
-    chosen = 0
-    progress = tqdm(total=args.limit, desc=f"{key} examples")
-    for index, text, label in sample_reviews(args.task, args.seed):
-        if chosen == args.limit:
+    progress = tqdm(total=limit, desc=f"{key} examples")
+    for index, text, label in sample_reviews(task, args.seed):
+        if len(n_features) == limit:
             break
-        inp = TextFeatureInput(text, bundle.tokenizer, level=args.level, template=template)
-        if not args.min_features <= inp.n_itp_features <= args.max_features:
+        inp = TextFeatureInput(text, bundle.tokenizer, level=level, template=template)
+        if not args.min_features <= inp.n_itp_features <= max_features:
             continue
         path = os.path.join(cache_dir, f"{index}.json")
         cached = json.load(open(path)) if os.path.exists(path) else {}
@@ -185,20 +244,88 @@ def main() -> None:
         for name in methods:
             results[name].append(cached[name])
         n_features.append(inp.n_itp_features)
-        chosen += 1
         progress.update(1)
     progress.close()
+    counter.remove()
     header = (
-        f"# {args.model}, drug reviews ({args.task}), {args.level} level: {chosen} test reviews "
-        f"with {args.min_features}..{args.max_features} features (median {int(np.median(n_features))}); "
+        f"# {model_name}, drug reviews ({task}), {level} level: {len(n_features)} test reviews "
+        f"with {args.min_features}..{max_features} features (median {int(np.median(n_features))}); "
         f"explaining the true class; mean ± 95 % CI\n\n"
         f"Command: `python benchmarks/faithfulness.py {' '.join(sys.argv[1:])}`  \n"
         f"Machine: {machine()}. Cost: forward-pass equivalents beyond the prediction pass "
         f"(captum_pi.registry); rows / n: measured forward rows per feature; s: median wall time."
     )
     stem = os.path.join(out_dir, key)
-    print(write_tables(summarise(results, n_features), stem, header))
+    table = summarise(results, n_features)
+    print(write_tables(table, stem, header))
     plot_curves(results, stem)
+    return results, table
+
+
+def plot_summary(tables: Dict[str, List[dict]], path: str) -> None:
+    r"""AS and IAS AUC (mean, 95 % CI) of every method, one column per (model, task, level);
+    the progressive methods in colour, the others in grey."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = list(tables)
+    figure, axes = plt.subplots(2, len(keys), figsize=(3.6 * len(keys) + 1.5, 8.5), squeeze=False,
+                                sharey=True)
+    for column, key in enumerate(keys):
+        rows = tables[key]
+        positions = np.arange(len(rows))
+        colours = ["tab:red" if row["method"].startswith("MP-PI") else
+                   "tab:orange" if row["method"] == "SP-PI" else "0.6" for row in rows]
+        for line, (study, title) in enumerate((("as_auc", "AS AUC (higher is better)"),
+                                               ("ias_auc", "IAS AUC (lower is better)"))):
+            ax = axes[line, column]
+            ax.barh(positions, [row[study] for row in rows], xerr=[row[study + "_ci"] for row in rows],
+                    color=colours, error_kw={"elinewidth": 0.8})
+            ax.set_title(f"{key}\n{title}", fontsize=9)
+            ax.set_yticks(positions, [row["method"] for row in rows], fontsize=8)
+            ax.set_ylim(len(rows) - 0.5, -0.5)  # first method on top (invert_yaxis toggles with sharey)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", nargs="+", default=["smollm2"], choices=MODELS)
+    parser.add_argument("--task", nargs="+", default=["binary"], choices=["binary", "3class"])
+    parser.add_argument("--level", nargs="+", default=["sentence"], choices=["word", "sentence"])
+    parser.add_argument("--limit", type=int, nargs="+", default=[50],
+                        help="test reviews per pair: one number, or one per --model")
+    parser.add_argument("--min-features", type=int, default=2)
+    parser.add_argument("--max-features", type=int, default=None,
+                        help="skip reviews with more features (bounds the CPU time); "
+                             f"default per level: {MAX_FEATURES}")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    if len(args.limit) not in (1, len(args.model)):
+        parser.error(f"--limit takes one number or one per model ({len(args.model)}), got {args.limit}.")
+    limits = dict(zip(args.model, args.limit * len(args.model) if len(args.limit) == 1 else args.limit))
+    torch.manual_seed(args.seed)
+    claims: Dict[str, List[dict]] = {}
+    tables: Dict[str, List[dict]] = {}
+    for model_name in args.model:
+        for task in args.task:
+            bundle = load_bundle(model_name, task)
+            for level in args.level:
+                results, table = run_pair(bundle, model_name, task, level, limits[model_name], args)
+                claims[f"{model_name}-{task}-{level}"] = claim_rows(results)
+                tables[f"{model_name}-{task}-{level}"] = table
+    header = (
+        "# Benchmark 1: the paper's claims, pair by pair\n\n"
+        f"Command: `python benchmarks/faithfulness.py {' '.join(sys.argv[1:])}`  \n"
+        f"Machine: {machine()}. Per-pair tables: `<model>-<task>-<level>.md` beside this file; "
+        "all AUCs at a glance: `summary.png`."
+    )
+    print(write_summary(claims, header))
+    plot_summary(tables, os.path.join(HERE, "results", "faithfulness", "summary.png"))
 
 
 if __name__ == "__main__":

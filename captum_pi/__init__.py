@@ -31,6 +31,7 @@ from captum_pi.metrics import (
     plot_activation_curves,
     plot_fidelity_gap,
     progressive_fidelity,
+    progressive_shapley_values,
     shapley_agreement,
     shapley_values,
 )
@@ -74,6 +75,7 @@ __all__ = [
     "inverse_activation_study",
     "aopc",
     "shapley_values",
+    "progressive_shapley_values",
     "shapley_agreement",
     "progressive_fidelity",
     "mean_confidence_interval",

@@ -63,6 +63,7 @@ __all__ = [
     "aopc",
     "ShapleyValuesResult",
     "shapley_values",
+    "progressive_shapley_values",
     "ShapleyAgreementResult",
     "shapley_agreement",
     "FidelityResult",
@@ -938,6 +939,109 @@ def shapley_values(
             samples.append(budget)
     n_calls, n_rows = setup.counts()
     return ShapleyValuesResult(values, exact, samples, targets, n_calls, n_rows)
+
+
+def progressive_shapley_values(
+    forward_func: ForwardFunc,
+    inputs: Tensor,
+    target: TargetType = None,
+    feature_mask: Optional[Tensor] = None,
+    baselines: Optional[int] = None,
+    attention_mask: Optional[Tensor] = None,
+    target_type: str = "prob",
+    max_exact_features: int = 12,
+    perturbations_per_eval: int = 32,
+) -> ShapleyValuesResult:
+    r"""
+    Exact Shapley values of the progressive-inference game, the game MP-PI samples:
+    ``v_PI(S)`` is the prediction at the last token of ``S``'s last feature on the
+    input whose features outside ``S`` are masked (causal attention makes it
+    independent of everything after that token); ``v_PI`` of the empty and of the
+    full coalition are the final-token predictions of the fully masked and the
+    unmasked input, as in :class:`~captum_pi.MultiPassProgressive`.
+
+    MP-PI (with its default exact weighting) converges to these values as its
+    budget grows. Where PI's premise ``p_k = f(x'_k)`` holds they equal
+    :func:`shapley_values`; the gap between the two is the error that no MP-PI
+    budget removes on a given model.
+
+    Cost: ``2^n`` rows per example, all coalitions evaluated in batches.
+
+    Args:
+        forward_func (Callable, nn.Module or PerPositionForward): See
+                    :func:`activation_study`.
+        inputs (Tensor): LongTensor ``[B, T]`` of token ids, right-padded.
+        target (int or Tensor, optional): Class explained; None uses the predicted
+                    class on the unmasked input. Default: None
+        feature_mask (Tensor, optional): LongTensor ``[B or 1, T]``. Default: None
+        baselines (int): Mask token id of inactive features. Required.
+        attention_mask (Tensor, optional): ``[B, T]`` right-padding mask.
+                    Default: None
+        target_type (str, optional): ``"prob"``, ``"logit"`` or ``"log_prob"``.
+                    Default: "prob"
+        max_exact_features (int, optional): Largest ``n`` accepted; a row with
+                    more features raises ValueError. Default: 12
+        perturbations_per_eval (int, optional): Masked inputs per model call.
+                    Default: 32
+
+    Returns:
+        :class:`ShapleyValuesResult` (every row exact).
+
+    Examples::
+
+        >>> pi_game = progressive_shapley_values(model, ids, feature_mask=words, baselines=3)
+        >>> masking_game = shapley_values(model, ids, feature_mask=words, baselines=3)
+        >>> shapley_agreement(pi_game.values, masking_game.values).cosine  # PI's ceiling
+    """
+    setup = _setup(
+        forward_func, inputs, feature_mask, attention_mask, baselines, target_type,
+        perturbations_per_eval, "progressive_shapley_values",
+    )
+    too_many = [layout.n_features for layout in setup.layouts if layout.n_features > max_exact_features]
+    if too_many:
+        raise ValueError(
+            f"progressive_shapley_values enumerates 2^n coalitions; got a row with "
+            f"{max(too_many)} features > max_exact_features={max_exact_features}."
+        )
+    games, full_logits = [], []
+    for ids, layout in zip(setup.rows, setup.layouts):
+        logits = _progressive_game_logits(setup.per_position, ids, layout, setup.baseline,
+                                          perturbations_per_eval)
+        games.append(logits)
+        full_logits.append(logits[-1])
+    targets = resolve_targets(target, torch.stack(full_logits))
+    n_max = max(layout.n_features for layout in setup.layouts)
+    values = torch.full((len(setup.layouts), n_max), float("nan"), dtype=torch.float64)
+    for row, layout in enumerate(setup.layouts):
+        game = _values(games[row], int(targets[row]), target_type)
+        values[row, : layout.n_features] = torch.from_numpy(_exact_shapley(game, layout.n_features))
+    n_calls, n_rows = setup.counts()
+    samples = [2 ** layout.n_features for layout in setup.layouts]
+    return ShapleyValuesResult(values, [True] * len(samples), samples, targets, n_calls, n_rows)
+
+
+def _progressive_game_logits(
+    per_position: PerPositionForward,
+    ids: Tensor,
+    layout: FeatureLayout,
+    baseline: int,
+    perturbations_per_eval: int,
+) -> Tensor:
+    r"""``[2^n, C]`` logits of ``v_PI`` for every coalition (bits as in
+    :func:`_all_coalitions`), read at the last token of each coalition's last
+    feature, or at the final token for the empty and the full coalition."""
+    n = layout.n_features
+    coalitions = _all_coalitions(n)
+    ranks = torch.arange(1, n + 1)
+    blocks = []
+    for start in range(0, coalitions.shape[0], perturbations_per_eval):
+        active = coalitions[start : start + perturbations_per_eval]
+        logits = per_position(mask_features(ids, layout, active, baseline)).cpu()
+        last_feature = (active * ranks).argmax(dim=1)
+        position = layout.ends[last_feature].clone()
+        position[~active.any(dim=1) | active.all(dim=1)] = layout.length - 1
+        blocks.append(logits[torch.arange(active.shape[0]), position])
+    return torch.cat(blocks)
 
 
 def _exact_coalition_logits(

@@ -11,7 +11,12 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from torch import Tensor, nn  # noqa: E402
 
-from captum_pi import PerPositionForward, SinglePassProgressive, feature_attributions  # noqa: E402
+from captum_pi import (  # noqa: E402
+    MultiPassProgressive,
+    PerPositionForward,
+    SinglePassProgressive,
+    feature_attributions,
+)
 from captum_pi.metrics import (  # noqa: E402
     ActivationStudyResult,
     FidelityResult,
@@ -22,6 +27,7 @@ from captum_pi.metrics import (  # noqa: E402
     plot_activation_curves,
     plot_fidelity_gap,
     progressive_fidelity,
+    progressive_shapley_values,
     shapley_agreement,
     shapley_values,
 )
@@ -511,3 +517,73 @@ def test_metrics_accept_progressive_attributions_end_to_end():
     np.testing.assert_allclose(token_study.areas, feature_study.areas, atol=1e-6)
     assert ((token_study.areas >= 0) & (token_study.areas <= 1)).all()
     assert token_study.n_rows == 3 * 7
+
+
+# ------------------------------------------------------ Shapley values of the PI game
+
+
+def test_progressive_game_equals_the_masking_game_where_pi_is_exact():
+    model = RunningSumClassifier(vocab_size=32, seed=3)
+    common = dict(target=2, feature_mask=WORDS, baselines=MASK_ID, perturbations_per_eval=7)
+    pi_game = progressive_shapley_values(model, WORD_IDS, **common)
+    masking_game = shapley_values(model, WORD_IDS, **common)
+    np.testing.assert_allclose(pi_game.values.numpy(), masking_game.values.numpy(), atol=1e-6)
+    assert pi_game.n_rows == 2 ** 5 and pi_game.exact == [True]
+
+
+def _pi_game_by_hand(model, ids, words, mask_id, target):
+    r"""v_PI(S) from Hugging Face's own pooled logits: the input masked to S, cut after
+    the last token of S's last feature (the whole input for the empty and full S)."""
+    n = max(words) + 1
+    ends = [max(t for t, f in enumerate(words) if f == feature) for feature in range(n)]
+
+    def value(coalition):
+        keep = torch.tensor([f < 0 or f in coalition for f in words])
+        masked = torch.where(keep, ids, torch.tensor(mask_id))
+        if coalition and len(coalition) < n:
+            masked = masked[: ends[max(coalition)] + 1]
+        with torch.no_grad():
+            return float(torch.softmax(model(input_ids=masked[None]).logits[0].double(), -1)[target])
+
+    return exact_shapley(value, n)
+
+
+def test_progressive_game_on_tiny_gpt2_matches_brute_force_and_differs_from_masking_game():
+    model = tiny_classifier("gpt2", seed=2)
+    mask_id = 3
+    ids = torch.tensor([[BOS, 12, 40, 41, 7, 33, 20, 9], [BOS, 50, 51, 17, 22, 0, 0, 0]])
+    words = torch.tensor([[-1, 0, 1, 1, 2, 3, 4, 5], [-1, 0, 0, 1, 2, -1, -1, -1]])
+    attention = torch.tensor([[1] * 8, [1] * 5 + [0] * 3])
+    common = dict(target=1, feature_mask=words, baselines=mask_id, attention_mask=attention)
+    pi_game = progressive_shapley_values(model, ids, perturbations_per_eval=20, **common)
+    masking_game = shapley_values(model, ids, **common)
+    for row, length, n in [(0, 8, 6), (1, 5, 3)]:
+        expected = _pi_game_by_hand(model, ids[row, :length], words[row, :length].tolist(), mask_id, 1)
+        np.testing.assert_allclose(pi_game.values[row, :n].numpy(), expected.numpy(), atol=1e-5)
+    assert torch.isnan(pi_game.values[1, 3:]).all()
+    assert (pi_game.values[0] - masking_game.values[0]).abs().max() > 1e-3
+
+
+def test_multi_pass_converges_to_the_progressive_game_not_the_masking_game():
+    model = tiny_classifier("gpt2", seed=2)
+    mask_id = 3
+    ids = torch.tensor([[BOS, 12, 40, 41, 7, 33, 20, 9]])
+    words = torch.tensor([[-1, 0, 1, 1, 2, 3, 4, 4]])
+    common = dict(target=1, feature_mask=words, baselines=mask_id)
+    pi_game = progressive_shapley_values(model, ids, **common).values[0].float()
+    masking_game = shapley_values(model, ids, **common).values[0].float()
+    estimate = torch.stack([
+        feature_attributions(MultiPassProgressive(model).attribute(ids, n_samples=400 * 5, seed=seed, **common),
+                             words)[0]
+        for seed in range(2)]).mean(0)
+    pi_error = (estimate - pi_game).abs().max().item()
+    assert pi_error < 0.1 * pi_game.abs().max().item()
+    assert pi_error < 0.5 * (estimate - masking_game).abs().max().item()
+
+
+def test_progressive_game_rejects_rows_with_too_many_features():
+    model = RunningSumClassifier(vocab_size=32, seed=3)
+    with pytest.raises(ValueError, match="5 features > max_exact_features=4"):
+        progressive_shapley_values(model, WORD_IDS, feature_mask=WORDS, baselines=MASK_ID, max_exact_features=4)
+    with pytest.raises(ValueError, match="needs `baselines`"):
+        progressive_shapley_values(model, WORD_IDS, feature_mask=WORDS)
