@@ -12,11 +12,11 @@ Several models, tasks and levels run one after the other. Per-example results ar
 cached as JSON under benchmarks/cache/ (resumable: rerun the same command to
 continue; a larger --limit only runs the new reviews); for each (model, task, level)
 a table (Markdown, CSV) and the AS/IAS curves are written under
-benchmarks/results/faithfulness/, and summary.md puts the paper's two claims
+benchmarks/results/faithfulness/, and summary.md puts the paper's claims
 side by side for every pair of the run: SP-PI against the best method costing at most
 one pass, MP-PI against the best method costing about 2n passes and against Kernel
-SHAP at the same budget, as relative AUC
-gains (the paper's measure) with paired 95 % confidence intervals over the reviews.
+SHAP at the same budget, as relative AUC gains (the paper's measure) with paired 95 %
+confidence intervals over the reviews.
 """
 import argparse
 import csv
@@ -250,6 +250,9 @@ def run_pair(bundle, model_name: str, task: str, level: str, limit: int, args) -
         progress.update(1)
     progress.close()
     counter.remove()
+    if not n_features:
+        raise SystemExit(f"{key}: no test review has {args.min_features}..{max_features} features; "
+                         "widen --min-features / --max-features.")
     header = (
         f"# {model_name}, drug reviews ({task}), {level} level: {len(n_features)} test reviews "
         f"with {args.min_features}..{max_features} features (median {int(np.median(n_features))}); "
