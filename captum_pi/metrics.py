@@ -21,6 +21,9 @@ final token. Masked inputs of all examples are evaluated together,
 - :func:`progressive_fidelity`: how far each intermediate prediction ``p_k`` (read in one
   pass on the unmasked input) is from the model's prediction on the input with every
   feature after ``k`` masked, the approximation Progressive Inference rests on.
+- :func:`progressive_shapley_values`: exact Shapley values of the game MP-PI samples
+  (each coalition read at the last token of its last feature, not at the final
+  token); their agreement with :func:`shapley_values` bounds what MP-PI can reach.
 
 Attributions are accepted per feature, ``[B, n_max]`` (NaN-padded, as returned by
 :func:`captum_pi.feature_attributions`), or per token, ``[B, T]``, in Captum's
@@ -265,7 +268,8 @@ class AOPCResult:
 @dataclass
 class ShapleyValuesResult:
     r"""
-    Reference Shapley values of the masking game ``v(S) = f(x_S)`` at the final token.
+    Reference Shapley values: of the masking game ``v(S) = f(x_S)`` at the final token
+    (:func:`shapley_values`) or of the progressive game (:func:`progressive_shapley_values`).
 
     Attributes:
         values (Tensor): float64 ``[B, n_max]``, NaN-padded for rows with fewer
