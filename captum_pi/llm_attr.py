@@ -11,9 +11,11 @@ log-probability) at the final token, perturbations are evaluated in batches, and
 every method masks with the same token (:func:`captum_pi.text.mask_token_id`).
 """
 import inspect
+import numbers
 from copy import copy
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
+import numpy as np
 import torch
 from captum.attr import FeatureAblation, KernelShap, Lime, ShapleyValues, ShapleyValueSampling
 from captum.attr._core.llm_attr import LLMAttributionResult
@@ -25,7 +27,9 @@ from captum.attr._utils.interpretable_input import (
 )
 from captum.log import log_usage
 from torch import Tensor
+from tqdm.auto import tqdm
 
+from captum_pi._core.captum_adapters import _seeded
 from captum_pi._core.multi_pass import MultiPassProgressive
 from captum_pi._core.progressive import (
     PerPositionForward,
@@ -34,13 +38,17 @@ from captum_pi._core.progressive import (
     feature_attributions,
 )
 from captum_pi._core.single_pass import SinglePassProgressive
-from captum_pi.text import TextFeatureInput, adapt_input
+from captum_pi.text import AdaptedInput, TextFeatureInput, adapt_input
 
 CAPTUM_METHODS = (FeatureAblation, ShapleyValueSampling, ShapleyValues, Lime, KernelShap)
 DEFAULT_PERTURBATIONS_PER_EVAL = 16
+DEFAULT_BATCH_SIZE = 8
 METHOD_LABELS = {SinglePassProgressive: "SP-PI", MultiPassProgressive: "MP-PI"}
 WRAPPER_SET_ARGUMENTS = ("inputs", "target", "feature_mask", "baselines", "attention_mask",
                          "additional_forward_args", "target_type")
+
+Target = Union[int, str, None]
+Targets = Union[Target, Sequence[Target], Tensor, np.ndarray]
 
 
 def method_label(attr_method: Attribution) -> str:
@@ -145,11 +153,31 @@ class ClassifierAttributionResult(LLMAttributionResult):
         return self.label_names[self.target]
 
     def to_dict(self) -> Dict[str, Any]:
-        r"""A JSON-serialisable summary: prediction, probabilities, method and one
-        entry per feature (text, character span in ``text``, attribution)."""
+        r"""
+        A JSON-serialisable summary: the explained text, the prompt around it,
+        prediction, probabilities, method and one entry per feature.
+
+        ``"text"`` is the explained text as the user gave it (the ``text`` of
+        :class:`~captum_pi.text.TextFeatureInput`, without the template), and each
+        feature's ``"start"`` and ``"end"`` are character offsets into it:
+        ``summary["text"][feature["start"]:feature["end"]] == feature["text"]``.
+        ``"prompt"`` holds the template's fixed text: the model read
+        ``prompt["prefix"] + text + prompt["suffix"]``. For inputs adapted from
+        Captum's ``TextTokenInput`` or ``TextTemplateInput`` the whole text is the
+        explained text and the prefix and suffix are empty.
+
+        Returns:
+            dict with keys ``text``, ``prompt`` (``prefix``, ``suffix``),
+            ``level``, ``method``, ``target_type``, ``target`` (``index``,
+            ``label``), ``prediction`` (``index``, ``label``, ``probability``),
+            ``probabilities`` (label -> probability) and ``features`` (list of
+            ``index``, ``text``, ``start``, ``end``, ``attribution``).
+        """
         view = self.features
+        offset = view.explained_span[0]
         return {
-            "text": view.text,
+            "text": view.explained_text,
+            "prompt": {"prefix": view.prefix, "suffix": view.suffix},
             "level": view.level,
             "method": self.method,
             "target_type": self.target_type,
@@ -161,7 +189,13 @@ class ClassifierAttributionResult(LLMAttributionResult):
             },
             "probabilities": {name: float(p) for name, p in zip(self.label_names, self.probabilities)},
             "features": [
-                {"index": index, "text": value, "start": span[0], "end": span[1], "attribution": float(phi)}
+                {
+                    "index": index,
+                    "text": value,
+                    "start": span[0] - offset,
+                    "end": span[1] - offset,
+                    "attribution": float(phi),
+                }
                 for index, (value, span, phi) in enumerate(zip(view.values, view.spans, self.feature_attr))
             ],
         }
@@ -256,6 +290,8 @@ class LLMClassifierAttribution(Attribution):
         **kwargs: Any,
     ) -> ClassifierAttributionResult:
         r"""
+        Explains one input. For many, see :meth:`attribute_batch`.
+
         Args:
             inp (InterpretableInput): A :class:`~captum_pi.text.TextFeatureInput`
                         (tokens, words or sentences), or Captum's ``TextTokenInput``
@@ -266,23 +302,27 @@ class LLMClassifierAttribution(Attribution):
             **kwargs (Any): Passed to the method's ``attribute``, e.g.
                         ``n_samples``, ``perturbations_per_eval``, ``seed``,
                         ``show_progress``. The wrapper sets the inputs, target,
-                        feature mask, baselines and attention mask itself.
+                        feature mask, baselines and attention mask itself. For
+                        Captum's methods, ``seed`` seeds torch's CPU generator
+                        (which their samplers draw from) for this call and restores
+                        it afterwards.
 
         Returns:
             :class:`ClassifierAttributionResult` (a Captum ``LLMAttributionResult``):
             ``seq_attr`` has one value per interpretable feature of ``inp``.
         """
-        given = sorted(set(kwargs) & set(WRAPPER_SET_ARGUMENTS))
-        if given:
-            raise ValueError(
-                f"{given} are set by LLMClassifierAttribution (target is an argument of "
-                "attribute, target_type of the constructor); do not pass them as keyword arguments."
-            )
-        if not isinstance(inp, self.SUPPORTED_INPUTS):
+        self._check_kwargs(kwargs)
+        if isinstance(inp, (list, tuple)):
             raise TypeError(
-                f"inp must be one of {[cls.__name__ for cls in self.SUPPORTED_INPUTS]}, "
-                f"got {type(inp).__name__}."
+                f"attribute explains one input, got a {type(inp).__name__} of {len(inp)}; "
+                "explain many with attribute_batch(inputs, target=None, batch_size=8) or "
+                "iter_attribute_batch (TextFeatureInput.from_texts builds the inputs)."
             )
+        self._check_input(inp)
+        self._check_target_type_accepted()
+        labels = self._configured_label_names()
+        if labels is not None and target is not None:
+            resolve_target(target, labels, 0)  # a bad target fails before the model runs
         adapted = adapt_input(inp, self.tokenizer, self.mask_token)
         view = adapted.features
         self._check_length(view)
@@ -290,29 +330,266 @@ class LLMClassifierAttribution(Attribution):
         labels = label_names_of(self.model, int(probabilities.numel()))
         target_index = resolve_target(target, labels, int(probabilities.argmax()))
         if self.is_captum_method:
-            target_type = self.target_type or "prob"
-            feature_attr = self._attribute_captum(view, target_index, target_type, kwargs)
+            feature_attr = self._attribute_captum_seeded(view, target_index, kwargs)
         else:
-            target_type = self.target_type or _declared_target_type(self.attr_method) or "prob"
             feature_attr = self._attribute_protocol(view, target_index, kwargs)
+        return self._result(adapted, labels, probabilities, target_index, feature_attr)
+
+    @log_usage()
+    def attribute_batch(
+        self,
+        inputs: Sequence[InterpretableInput],
+        target: Targets = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        show_progress: bool = False,
+        **kwargs: Any,
+    ) -> List[ClassifierAttributionResult]:
+        r"""
+        Explains many inputs, ``batch_size`` at a time; the list of
+        :meth:`iter_attribute_batch`'s results.
+
+        Args:
+            inputs (list of InterpretableInput): The inputs, each one accepted by
+                        :meth:`attribute` (:meth:`TextFeatureInput.from_texts
+                        <captum_pi.text.TextFeatureInput.from_texts>` builds them
+                        from texts).
+            target (int, str, list or Tensor, optional): One target for every
+                        input, or one per input (a list or a 1-D tensor of class
+                        indices, label names or None). None explains each input's
+                        predicted class. Default: None
+            batch_size (int, optional): Inputs per model call. Default: 8
+            show_progress (bool, optional): A progress bar over the inputs.
+                        Default: False
+            **kwargs (Any): As for :meth:`attribute`, the same for every input.
+
+        Returns:
+            list of :class:`ClassifierAttributionResult`, in the order of ``inputs``.
+
+        Examples::
+
+            >>> inputs = TextFeatureInput.from_texts(reviews, tokenizer, template="Review: {}")
+            >>> explainer = LLMClassifierAttribution(MultiPassProgressive(model), tokenizer)
+            >>> results = explainer.attribute_batch(inputs, batch_size=16, seed=0)
+        """
+        return list(self.iter_attribute_batch(inputs, target, batch_size, show_progress, **kwargs))
+
+    def iter_attribute_batch(
+        self,
+        inputs: Sequence[InterpretableInput],
+        target: Targets = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        show_progress: bool = False,
+        **kwargs: Any,
+    ) -> Iterator[ClassifierAttributionResult]:
+        r"""
+        Explains many inputs ``batch_size`` at a time and yields each result, in
+        the order of ``inputs``, as soon as it is ready (write it out, and a long
+        run can resume after the last one written).
+
+        Everything is checked when this is called, before the model runs: the
+        types of the inputs, their lengths against the model's context, the
+        targets (class names and indices need ``model.config``; for a plain
+        callable they are checked on the first prediction pass, before any
+        attribution), the keyword arguments the wrapper sets itself. An error
+        names the input at fault (``inputs[3]: ...``).
+
+        Each batch starts with one padded pass for its predictions (the logits
+        at each row's last real token). Then:
+
+        - methods of the package's protocol (SP-PI, MP-PI, :mod:`captum_pi.registry`)
+          get the whole batch in one call: token ids right-padded with the
+          tokenizer's pad id, the attention mask, the feature masks padded with
+          -1, and ``target`` as a ``[B]`` tensor. They explain each row on its
+          own; a seeded MP-PI or perturbation method draws each row from its
+          own generator, so results do not depend on the batching (the
+          ``random`` baseline, which draws its rows in order from one generator,
+          does). Inputs with different mask tokens never share a call.
+        - Captum's methods explain one input at a time (their perturbations are
+          already batched, ``perturbations_per_eval`` at a time); with ``seed``
+          the generator is seeded anew for every input.
+
+        A result equals :meth:`attribute`'s on the same input up to float32
+        rounding (padded and unpadded matrix products differ in their last bits).
+
+        Args:
+            inputs (list of InterpretableInput): See :meth:`attribute_batch`.
+            target (int, str, list or Tensor, optional): See
+                        :meth:`attribute_batch`. Default: None
+            batch_size (int, optional): Inputs per model call. Default: 8
+            show_progress (bool, optional): A progress bar over the inputs (the
+                        methods' own bars stay off). Default: False
+            **kwargs (Any): As for :meth:`attribute`.
+
+        Returns:
+            An iterator of :class:`ClassifierAttributionResult`, one per input.
+
+        Examples::
+
+            >>> with open("explanations.jsonl", "a") as out:
+            >>>     for result in explainer.iter_attribute_batch(inputs, batch_size=8):
+            >>>         out.write(json.dumps(result.to_dict()) + "\n")
+        """
+        adapted, targets, given = self._prepare_batch(inputs, target, batch_size, kwargs)
+        return self._explain_batches(adapted, targets, given, batch_size, show_progress, kwargs)
+
+    def _prepare_batch(
+        self, inputs: Sequence[InterpretableInput], target: Targets, batch_size: int, kwargs: Dict[str, Any]
+    ) -> Tuple[List[AdaptedInput], List[Target], Optional[List[Optional[int]]]]:
+        r"""Checks every argument of a batched call; returns the adapted inputs,
+        one target per input and, when the model's config names its classes, the
+        given targets as class indices (None: the predicted class)."""
+        self._check_kwargs(kwargs)
+        _check_batch_size(batch_size)
+        inputs = _input_list(inputs)
+        for index, inp in enumerate(inputs):
+            _with_index(f"inputs[{index}]", self._check_input, inp)
+        targets = _targets_per_input(target, len(inputs))
+        labels = self._configured_label_names()
+        given = None if labels is None else _resolve_given_targets(targets, labels)
+        self._check_target_type_accepted()
+        adapted = []
+        for index, inp in enumerate(inputs):
+            item = _with_index(f"inputs[{index}]", adapt_input, inp, self.tokenizer, self.mask_token)
+            _with_index(f"inputs[{index}]", self._check_length, item.features)
+            adapted.append(item)
+        return adapted, targets, given
+
+    def _explain_batches(
+        self,
+        adapted: List[AdaptedInput],
+        targets: List[Target],
+        given: Optional[List[Optional[int]]],
+        batch_size: int,
+        show_progress: bool,
+        kwargs: Dict[str, Any],
+    ) -> Iterator[ClassifierAttributionResult]:
+        bar = tqdm(
+            total=len(adapted), desc=f"{self.method} explanations", unit="text", disable=not show_progress
+        )
+        try:
+            for rows in _batches([item.features for item in adapted], batch_size):
+                views = [adapted[row].features for row in rows]
+                probabilities = self._predict_batch(views)
+                labels = label_names_of(self.model, int(probabilities.shape[1]))
+                if given is None:
+                    given = _resolve_given_targets(targets, labels)
+                target_indices = [
+                    int(probs.argmax()) if given[row] is None else given[row]
+                    for row, probs in zip(rows, probabilities)
+                ]
+                for row, probs, target_index, feature_attr in zip(
+                    rows, probabilities, target_indices, self._attribute_rows(views, target_indices, kwargs)
+                ):
+                    yield self._result(adapted[row], labels, probs, target_index, feature_attr)
+                    bar.update(1)
+        finally:
+            bar.close()
+
+    def _attribute_rows(
+        self, views: List[TextFeatureInput], targets: List[int], kwargs: Dict[str, Any]
+    ) -> Iterator[Tensor]:
+        r"""The feature attributions of a batch, one row at a time: from one call
+        for the package's methods, from one call per input for Captum's."""
+        if not self.is_captum_method:
+            yield from self._attribute_protocol_batch(views, targets, kwargs)
+            return
+        for view, target in zip(views, targets):
+            yield self._attribute_captum_seeded(view, target, kwargs)
+
+    def _predict_batch(self, views: List[TextFeatureInput]) -> Tensor:
+        r"""``[B, C]`` softmax probabilities at the last real token of each row, from
+        one right-padded pass."""
+        ids, attention_mask, _ = pad_views(views, self._pad_token_id(views[0]))
+        logits = self.per_position(ids, attention_mask)
+        last = (attention_mask.sum(dim=1) - 1).to(logits.device)
+        final = logits[torch.arange(len(views), device=logits.device), last]
+        return torch.softmax(final.double(), dim=-1).cpu()
+
+    def _pad_token_id(self, view: TextFeatureInput) -> int:
+        r"""The tokenizer's pad id; the mask token where it has none (padding is
+        masked out by the attention mask, so any valid id serves)."""
+        pad_id = getattr(self.tokenizer, "pad_token_id", None)
+        return view.baselines if pad_id is None else int(pad_id)
+
+    def _result(
+        self,
+        adapted: AdaptedInput,
+        labels: List[str],
+        probabilities: Tensor,
+        target: int,
+        feature_attr: Tensor,
+    ) -> ClassifierAttributionResult:
         feature_attr = feature_attr.detach().double().cpu().reshape(-1)
+        inp = adapted.original
         seq_attr = inp.format_attr(adapted.to_original(feature_attr.reshape(1, -1)))[0]
         return ClassifierAttributionResult(
             seq_attr=seq_attr,
             inp=inp,
             label_names=labels,
             probabilities=probabilities,
-            target=target_index,
-            target_type=target_type,
+            target=target,
+            target_type=self._result_target_type(),
             method=self.method,
-            features=view,
+            features=adapted.features,
             feature_attr=feature_attr,
         )
+
+    def _result_target_type(self) -> str:
+        if self.target_type is not None:
+            return self.target_type
+        if self.is_captum_method:
+            return "prob"
+        return _declared_target_type(self.attr_method) or "prob"
+
+    def _check_kwargs(self, kwargs: Dict[str, Any]) -> None:
+        given = sorted(set(kwargs) & set(WRAPPER_SET_ARGUMENTS))
+        if given:
+            raise ValueError(
+                f"{given} are set by LLMClassifierAttribution (target is an argument of "
+                "attribute, target_type of the constructor); do not pass them as keyword arguments."
+            )
+
+    def _check_input(self, inp: object) -> None:
+        if isinstance(inp, self.SUPPORTED_INPUTS):
+            return
+        hint = (
+            "; build one with TextFeatureInput(text, tokenizer), or many with "
+            "TextFeatureInput.from_texts(texts, tokenizer)" if isinstance(inp, str) else ""
+        )
+        raise TypeError(
+            f"inp must be one of {[cls.__name__ for cls in self.SUPPORTED_INPUTS]}, "
+            f"got {type(inp).__name__}{hint}."
+        )
+
+    def _check_target_type_accepted(self) -> None:
+        if self.is_captum_method or self.target_type is None:
+            return
+        if not _accepts(self.attr_method.attribute, "target_type"):
+            raise ValueError(
+                f"{self.method} has no target_type argument, so it cannot explain "
+                f"target_type={self.target_type!r}; leave target_type=None."
+            )
+
+    def _configured_label_names(self) -> Optional[List[str]]:
+        r"""The class names from the model's config, or None when the number of
+        classes is only known once the model has run (a plain callable)."""
+        n_classes = getattr(getattr(self.model, "config", None), "num_labels", None)
+        if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 1:
+            return None
+        return label_names_of(self.model, n_classes)
+
+    def _attribute_captum_seeded(self, view: TextFeatureInput, target: int, kwargs: Dict[str, Any]) -> Tensor:
+        options = {name: value for name, value in kwargs.items() if name != "seed"}
+        with _seeded(kwargs.get("seed")):
+            return self._attribute_captum(view, target, self._result_target_type(), options)
 
     def _attribute_captum(
         self, view: TextFeatureInput, target: int, target_type: str, kwargs: Dict[str, Any]
     ) -> Tensor:
         kwargs = {"perturbations_per_eval": DEFAULT_PERTURBATIONS_PER_EVAL, **kwargs}
+        from captum_pi._core.budget import check_captum_budget  # Kernel SHAP / Lime budgets
+
+        check_captum_budget(self.attr_method, view.n_itp_features, kwargs)
         attr = self.attr_method.attribute(
             view.to_tensor().to(self.per_position.device),
             additional_forward_args=(view, target, target_type),
@@ -320,23 +597,36 @@ class LLMClassifierAttribution(Attribution):
         )
         return attr.reshape(-1)
 
+    def _protocol_options(self, kwargs: Dict[str, Any]) -> Dict[str, Any]:
+        if self.target_type is None:
+            return kwargs
+        return {**kwargs, "target_type": self.target_type}
+
     def _attribute_protocol(self, view: TextFeatureInput, target: int, kwargs: Dict[str, Any]) -> Tensor:
-        if self.target_type is not None:
-            if not _accepts(self.attr_method.attribute, "target_type"):
-                raise ValueError(
-                    f"{self.method} has no target_type argument, so it cannot explain "
-                    f"target_type={self.target_type!r}; leave target_type=None."
-                )
-            kwargs = {**kwargs, "target_type": self.target_type}
         attr = self.attr_method.attribute(
             view.input_ids,
             target=target,
             feature_mask=view.feature_mask,
             baselines=view.baselines,
             attention_mask=view.attention_mask,
-            **kwargs,
+            **self._protocol_options(kwargs),
         )
         return feature_attributions(attr.detach().cpu(), view.feature_mask)[0]
+
+    def _attribute_protocol_batch(
+        self, views: List[TextFeatureInput], targets: List[int], kwargs: Dict[str, Any]
+    ) -> List[Tensor]:
+        ids, attention_mask, feature_mask = pad_views(views, self._pad_token_id(views[0]))
+        attr = self.attr_method.attribute(
+            ids,
+            target=torch.tensor(targets, dtype=torch.long),
+            feature_mask=feature_mask,
+            baselines=views[0].baselines,
+            attention_mask=attention_mask,
+            **self._protocol_options(kwargs),
+        )
+        per_feature = feature_attributions(attr.detach().cpu(), feature_mask, attention_mask)
+        return [per_feature[row, : view.n_itp_features] for row, view in enumerate(views)]
 
     def _forward_func(
         self, perturbed: Tensor, view: TextFeatureInput, target: int, target_type: str
@@ -392,3 +682,96 @@ def _check_method(attr_method: object) -> None:
             "and attention methods are available through captum_pi.registry, which adapts "
             "them to token ids and feature masks."
         )
+
+
+def pad_views(views: Sequence[TextFeatureInput], pad_id: int) -> Tuple[Tensor, Tensor, Tensor]:
+    r"""
+    The inputs of one batched call: token ids right-padded with ``pad_id``, the
+    attention mask (1 real, 0 padding) and the feature masks padded with -1, each
+    ``[B, T_max]``.
+    """
+    longest = max(int(view.input_ids.shape[1]) for view in views)
+    ids = torch.full((len(views), longest), int(pad_id), dtype=torch.long)
+    attention_mask = torch.zeros((len(views), longest), dtype=torch.long)
+    feature_mask = torch.full((len(views), longest), -1, dtype=torch.long)
+    for row, view in enumerate(views):
+        length = int(view.input_ids.shape[1])
+        ids[row, :length] = view.input_ids[0]
+        attention_mask[row, :length] = 1
+        feature_mask[row, :length] = view.feature_mask[0]
+    return ids, attention_mask, feature_mask
+
+
+def _batches(views: Sequence[TextFeatureInput], batch_size: int) -> Iterator[List[int]]:
+    r"""Consecutive row indices, at most ``batch_size`` at a time; a batch never
+    mixes mask tokens (a batched call takes one ``baselines``)."""
+    rows: List[int] = []
+    for row, view in enumerate(views):
+        if rows and (len(rows) == batch_size or view.baselines != views[rows[0]].baselines):
+            yield rows
+            rows = []
+        rows.append(row)
+    if rows:
+        yield rows
+
+
+def _check_batch_size(batch_size: object) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
+
+
+def _input_list(inputs: Iterable[InterpretableInput]) -> List[InterpretableInput]:
+    if isinstance(inputs, (str, InterpretableInput)) or not isinstance(inputs, Iterable):
+        raise TypeError(
+            f"inputs must be a list of inputs, got {type(inputs).__name__}; explain one "
+            "input with attribute(inp), many texts with "
+            "attribute_batch(TextFeatureInput.from_texts(texts, tokenizer))."
+        )
+    return list(inputs)
+
+
+def _targets_per_input(target: Targets, n_inputs: int) -> List[Target]:
+    r"""``target`` as one entry per input: a single target repeated, or the given
+    list (or 1-D tensor or array) checked for its length and entry types."""
+    if isinstance(target, (Tensor, np.ndarray)):
+        if target.ndim > 1:
+            raise ValueError(
+                f"target must be one value or 1-D (one per input), got shape {tuple(target.shape)}."
+            )
+        target = target.tolist()
+    if not isinstance(target, (list, tuple)):
+        return [_check_target_entry(target, "target")] * n_inputs
+    if len(target) != n_inputs:
+        raise ValueError(
+            f"target holds {len(target)} entries for {n_inputs} inputs; pass one target "
+            "for all inputs, or one per input."
+        )
+    return [_check_target_entry(entry, f"target[{index}]") for index, entry in enumerate(target)]
+
+
+def _check_target_entry(target: object, name: str) -> Target:
+    if target is None or isinstance(target, str):
+        return target
+    if isinstance(target, numbers.Integral) and not isinstance(target, bool):
+        return int(target)
+    raise TypeError(f"{name} must be a class index, a label name or None, got {target!r}.")
+
+
+def _resolve_given_targets(targets: Sequence[Target], labels: Sequence[str]) -> List[Optional[int]]:
+    r"""Class indices of the given targets (None stays None: the predicted class);
+    an error names the entry at fault, or just ``target`` when all are the same."""
+    same = len(set(map(repr, targets))) <= 1
+    return [
+        None if target is None
+        else _with_index("target" if same else f"target[{index}]", resolve_target, target, labels, 0)
+        for index, target in enumerate(targets)
+    ]
+
+
+def _with_index(where: str, function: Any, *args: Any) -> Any:
+    r"""Calls ``function``; a ValueError or TypeError it raises names ``where``
+    (``inputs[3]: ...``), so the entry at fault of a long list can be found."""
+    try:
+        return function(*args)
+    except (ValueError, TypeError) as error:
+        raise type(error)(f"{where}: {error}") from error

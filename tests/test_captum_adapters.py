@@ -1,15 +1,20 @@
+import warnings
+
 import pytest
 import torch
 from captum._utils.models.linear_model import SkLearnLinearRegression
 
 from captum_pi import feature_attributions
+from captum_pi._core.budget import CompletenessWarning
 from captum_pi._core.captum_adapters import (
     TokenFeatureAblation,
     TokenInputXGradient,
     TokenIntegratedGradients,
     TokenKernelShap,
     TokenLime,
+    TokenShapleyValues,
     TokenShapleyValueSampling,
+    default_n_steps,
 )
 from toy_models import MASK_ID, RunningSumClassifier, exact_shapley, masked_value, tiny_classifier
 
@@ -161,15 +166,18 @@ def test_integrated_gradients_completeness(architecture):
     assert abs(float(difference)) > 1e-3  # the check is not vacuous
 
 
-def test_integrated_gradients_defaults_to_n_minus_one_steps():
+def test_integrated_gradients_default_steps_and_their_cost():
     model = tiny_classifier("gpt2")
     rows = []
     model.score.register_forward_pre_hook(lambda module, args: rows.append(args[0].shape[0]))
     TokenIntegratedGradients(model).attribute(
         IDS, feature_mask=WORDS, baselines=3, target=0, internal_batch_size=None
     )
-    # two passes to read the embedding layer on input and baseline, then n - 1 steps
-    assert rows == [1, 1, N_WORDS - 1]
+    assert default_n_steps(N_WORDS) == default_n_steps(1) == 256
+    # two passes to read the embedding layer on input and baseline, then the steps
+    assert rows == [1, 1, default_n_steps(N_WORDS)]
+    with pytest.raises(ValueError, match="non-negative int"):
+        default_n_steps(-1)
 
 
 @pytest.mark.parametrize(
@@ -218,3 +226,123 @@ def test_single_feature_rows():
     for method in (TokenFeatureAblation, TokenShapleyValueSampling, TokenKernelShap):
         attr = method(model).attribute(IDS, target=1, feature_mask=one_word, baselines=MASK_ID, seed=0)
         assert float(attr[0, 1]) == pytest.approx(total, abs=1e-5)
+
+
+@pytest.mark.parametrize("target_type", ["prob", "log_prob"])
+def test_shapley_values_equal_brute_force_on_a_nonlinear_model(target_type):
+    model = RunningSumClassifier(vocab_size=32, seed=3)
+    exact = exact_shapley(
+        lambda coalition: masked_value(model, IDS[0], WORDS[0], coalition, 1, target_type), N_WORDS
+    )
+    attr = TokenShapleyValues(model).attribute(
+        IDS, target=1, feature_mask=WORDS, baselines=MASK_ID, target_type=target_type
+    )
+    torch.testing.assert_close(_phi(attr), exact, atol=1e-6, rtol=0)  # float32 model
+    assert attr[0, 0] == 0 and attr[0, 6] == 0
+
+
+def test_shapley_values_on_a_hf_model_equal_brute_force():
+    model = tiny_classifier("llama")
+    mask_id = 3
+
+    def value(coalition):
+        keep = torch.tensor([f < 0 or f in coalition for f in WORDS[0].tolist()])
+        with torch.no_grad():
+            logits = model(torch.where(keep, IDS[0], torch.tensor(mask_id))[None]).logits[0]
+        return float(torch.softmax(logits.double(), -1)[2])
+
+    attr = TokenShapleyValues(model).attribute(IDS, target=2, feature_mask=WORDS, baselines=mask_id)
+    torch.testing.assert_close(_phi(attr), exact_shapley(value, N_WORDS), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("target, prediction_pass", [(0, 0), (None, 1)])
+def test_shapley_values_evaluate_each_coalition_once(target, prediction_pass):
+    model = AdditiveLogits()
+    TokenShapleyValues(model).attribute(
+        IDS, target=target, feature_mask=WORDS, baselines=MASK_ID, perturbations_per_eval=3
+    )
+    rows = torch.cat(model.seen)
+    # Captum asks for 1 + n * n! = 97 values; the model sees the 2^n coalitions once
+    assert rows.shape[0] == 2 ** N_WORDS + prediction_pass
+    assert torch.unique(rows[prediction_pass:], dim=0).shape[0] == 2 ** N_WORDS
+
+
+def test_shapley_values_refuse_more_than_eight_features_before_any_pass():
+    model = AdditiveLogits()
+    ids = torch.arange(1, 11)[None]
+    nine = torch.tensor([[-1] + list(range(9))])
+    with pytest.raises(ValueError, match="at most 8 features.*got a row with 9.*shapley-value-sampling"):
+        TokenShapleyValues(model).attribute(ids, target=0, feature_mask=nine, baselines=MASK_ID)
+    assert model.seen == []
+    eight = torch.tensor([[-1, -1] + list(range(8))])
+    attr = TokenShapleyValues(model).attribute(
+        ids, target=0, feature_mask=eight, baselines=MASK_ID, target_type="logit"
+    )
+    expected = model.table[ids[0, 2:], 0]  # additive game: each token's own logit
+    # Captum sums the 8! marginal contributions in float32: ~1e-3 relative error
+    torch.testing.assert_close(
+        feature_attributions(attr, eight)[0].double(), expected,
+        atol=2e-3 * float(expected.abs().max()), rtol=0,
+    )
+
+
+def _masked_difference(model, mask_id, target, ids=IDS, words=WORDS):
+    with torch.no_grad():
+        masked = torch.where(words >= 0, torch.tensor(mask_id), ids)
+        probs = [torch.softmax(model(x).logits[0].double(), -1)[target] for x in (ids, masked)]
+    return float(probs[0] - probs[1])
+
+
+@pytest.mark.parametrize("method", ["gausslegendre", "riemann_trapezoid"])
+def test_integrated_gradients_reports_its_completeness_gap_without_extra_passes(method):
+    model = tiny_classifier("llama")
+    rows = []
+    model.score.register_forward_pre_hook(lambda module, args: rows.append(args[0].shape[0]))
+    ig = TokenIntegratedGradients(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CompletenessWarning)
+        attr, delta = ig.attribute(
+            IDS, feature_mask=WORDS, baselines=3, target=1, n_steps=3, method=method,
+            internal_batch_size=None, return_convergence_delta=True,
+        )
+    assert rows == [1, 1, 3]  # input, baseline, steps: no pass for the gap
+    difference = _masked_difference(model, 3, 1)
+    gap = abs(float(_phi(attr).sum()) - difference)
+    assert float(ig.last_value_difference[0]) == pytest.approx(difference, abs=1e-6)
+    assert float(ig.last_completeness_gap[0]) == pytest.approx(gap, abs=1e-6)
+    assert float(delta[0]) == pytest.approx(float(_phi(attr).sum()) - difference, abs=1e-6)
+    assert gap > 1e-4  # three steps are not exact: the check is not vacuous
+
+
+def test_integrated_gradients_warns_when_completeness_fails_and_not_otherwise():
+    model = tiny_classifier("llama")
+    ig = TokenIntegratedGradients(model)
+    with pytest.warns(CompletenessWarning, match=r"n_steps=1 .*method='gausslegendre'"):
+        ig.attribute(IDS, feature_mask=WORDS, baselines=3, target=1, n_steps=1)
+    coarse = ig.last_completeness_gap.clone()
+    assert float(coarse[0]) > 0.05 * abs(float(ig.last_value_difference[0]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CompletenessWarning)
+        ig.attribute(IDS, feature_mask=WORDS, baselines=3, target=1, n_steps=32)
+    assert float(ig.last_completeness_gap[0]) < 0.05 * float(coarse[0])
+
+
+def test_integrated_gradients_gap_is_per_row():
+    model = tiny_classifier("qwen2")
+    short_ids, short_words = IDS[:, :6], WORDS[:, :6]
+    batch = torch.cat([IDS, torch.nn.functional.pad(short_ids, (0, 3), value=0)])
+    attention = torch.tensor([[1] * 9, [1] * 6 + [0] * 3])
+    batch_words = torch.cat([WORDS, torch.nn.functional.pad(short_words, (0, 3), value=-1)])
+    ig = TokenIntegratedGradients(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CompletenessWarning)
+        attr = ig.attribute(
+            batch, target=0, feature_mask=batch_words, baselines=3, attention_mask=attention, n_steps=4
+        )
+    assert ig.last_completeness_gap.shape == (2,)
+    for row, (ids, words) in enumerate([(IDS, WORDS), (short_ids, short_words)]):
+        difference = _masked_difference(model, 3, 0, ids, words)
+        phi = feature_attributions(attr[row : row + 1, : ids.shape[1]], words)[0].double()
+        assert float(ig.last_completeness_gap[row]) == pytest.approx(
+            abs(float(phi.sum()) - difference), abs=1e-6
+        )

@@ -269,3 +269,209 @@ def test_every_registry_method_through_the_wrapper_equals_a_direct_call(tokenize
     assert result.seq_attr.shape == (inp.n_itp_features,)
     assert torch.allclose(result.seq_attr, expected, atol=1e-6), (name, result.seq_attr, expected)
     assert result.target_type == (spec.default_target_type or "prob")
+
+
+# --- many inputs at once -------------------------------------------------------------
+
+# Lengths differ, so every batch but the last is right-padded.
+BATCH_TEXTS = [
+    "Works well.",
+    "It works great. Not bad at all... Dr. Smith agrees.",
+    "Not bad, really.",
+    "It works. Not bad, really.",
+    "Terrible side effects: nausea, headache and dizziness.",
+]
+
+
+def batch_inputs(tokenizer):
+    return TextFeatureInput.from_texts(BATCH_TEXTS, tokenizer, level="word", template="Review: {}")
+
+
+def model_probabilities(model, inp):
+    r"""Ground truth: the HF model's own prediction on the unpadded input."""
+    with torch.no_grad():
+        return torch.softmax(model(input_ids=inp.input_ids).logits[0].double(), -1)
+
+
+BATCHED_METHODS = {
+    "sp-pi": (lambda model: SinglePassProgressive(model), {}),
+    "mp-pi": (lambda model: MultiPassProgressive(model), {"seed": 0, "n_samples": 12}),
+    "input-x-gradient": (lambda model: METHODS_BY_NAME["input-x-gradient"].build(model), {}),
+    "captum-kernel-shap": (lambda model: KernelShap(model), {"seed": 0, "n_samples": 24}),
+}
+
+
+@pytest.mark.parametrize("name", list(BATCHED_METHODS))
+def test_a_text_explained_in_a_batch_is_explained_as_alone(tokenizer, gpt2, name):
+    factory, kwargs = BATCHED_METHODS[name]
+    explainer = LLMClassifierAttribution(factory(gpt2), tokenizer)
+    inputs = batch_inputs(tokenizer)
+    lengths = {inp.input_ids.shape[1] for inp in inputs}
+    assert len(lengths) == len(inputs)  # every row but the longest of a batch is padded
+    alone = [explainer.attribute(inp, **kwargs) for inp in inputs]
+    batched = explainer.attribute_batch(inputs, batch_size=3, **kwargs)
+    assert len(batched) == len(inputs)
+    for inp, one, many in zip(inputs, alone, batched):
+        truth = model_probabilities(gpt2, inp)
+        assert torch.allclose(many.probabilities, truth, atol=1e-5, rtol=0), (name, inp.text)
+        assert torch.allclose(one.probabilities, truth, atol=1e-5, rtol=0)
+        assert many.target == one.target == int(truth.argmax())
+        assert many.features is inp and many.input_tokens == inp.values
+        assert many.seq_attr.shape == (inp.n_itp_features,)
+        assert torch.allclose(many.seq_attr, one.seq_attr, atol=1e-5, rtol=0), (name, inp.text)
+
+
+def test_batch_results_do_not_depend_on_the_batch_size(tokenizer, gpt2):
+    explainer = LLMClassifierAttribution(MultiPassProgressive(gpt2), tokenizer)
+    inputs = batch_inputs(tokenizer)
+    by_size = [explainer.attribute_batch(inputs, batch_size=size, seed=1) for size in (1, 2, 5)]
+    for results in by_size[1:]:
+        for reference, result in zip(by_size[0], results):
+            assert torch.allclose(result.seq_attr, reference.seq_attr, atol=1e-5, rtol=0)
+
+
+def test_protocol_methods_get_one_right_padded_call_per_batch(tokenizer, gpt2):
+    method = RecordingProtocolMethod(gpt2)
+    inputs = batch_inputs(tokenizer)
+    results = LLMClassifierAttribution(method, tokenizer).attribute_batch(
+        inputs, target=["negative", 2, None, 1, 0], batch_size=2, budget_hint=5
+    )
+    assert [len(call["inputs"]) for call in method.calls] == [2, 2, 1]
+    first = method.calls[0]
+    lengths = [inp.input_ids.shape[1] for inp in inputs[:2]]
+    longest = max(lengths)
+    assert first["inputs"].shape == first["feature_mask"].shape == first["attention_mask"].shape == (2, longest)
+    for row, inp in enumerate(inputs[:2]):
+        length = lengths[row]
+        assert torch.equal(first["inputs"][row, :length], inp.input_ids[0])
+        assert torch.equal(first["feature_mask"][row, :length], inp.feature_mask[0])
+        assert first["attention_mask"][row].tolist() == [1] * length + [0] * (longest - length)
+        assert (first["inputs"][row, length:] == tokenizer.pad_token_id).all()
+        assert (first["feature_mask"][row, length:] == -1).all()
+    assert first["target"].tolist() == [0, 2] and first["baselines"] == mask_token_id(tokenizer)
+    assert first["budget_hint"] == 5
+    predicted = int(model_probabilities(gpt2, inputs[2]).argmax())
+    assert [r.target for r in results] == [0, 2, predicted, 1, 0]
+    for inp, result in zip(inputs, results):
+        assert result.seq_attr.tolist() == [10.0 * k + 1 for k in range(inp.n_itp_features)]
+
+
+def test_iter_attribute_batch_yields_each_batch_as_it_is_computed(tokenizer, gpt2):
+    method = RecordingProtocolMethod(gpt2)
+    inputs = batch_inputs(tokenizer)
+    results = LLMClassifierAttribution(method, tokenizer).iter_attribute_batch(inputs, batch_size=2)
+    assert method.calls == []
+    first = next(results)
+    assert first.features is inputs[0] and len(method.calls) == 1
+    rest = list(results)
+    assert [r.features for r in rest] == inputs[1:] and len(method.calls) == 3
+
+
+def test_batches_never_mix_mask_tokens(tokenizer, gpt2):
+    method = RecordingProtocolMethod(gpt2)
+    inputs = batch_inputs(tokenizer)[:3]
+    inputs[1] = TextFeatureInput(BATCH_TEXTS[1], tokenizer, template="Review: {}", mask_token="<pad>")
+    LLMClassifierAttribution(method, tokenizer).attribute_batch(inputs, batch_size=8)
+    assert [len(c["inputs"]) for c in method.calls] == [1, 1, 1]
+    assert [c["baselines"] for c in method.calls] == [mask_token_id(tokenizer), 0, mask_token_id(tokenizer)]
+
+
+def test_captum_methods_are_seeded_for_every_input(tokenizer, gpt2):
+    explainer = LLMClassifierAttribution(KernelShap(gpt2), tokenizer)
+    inp = batch_inputs(tokenizer)[1]
+    torch.manual_seed(123)
+    state = torch.random.get_rng_state()
+    first = explainer.attribute(inp, seed=4, n_samples=20)
+    assert torch.equal(torch.random.get_rng_state(), state)  # the user's generator is untouched
+    assert torch.equal(explainer.attribute(inp, seed=4, n_samples=20).seq_attr, first.seq_attr)
+    assert not torch.equal(explainer.attribute(inp, seed=5, n_samples=20).seq_attr, first.seq_attr)
+
+
+def test_a_plain_callable_gets_its_targets_checked_before_any_attribution(tokenizer, additive):
+    method = RecordingProtocolMethod(additive)
+    explainer = LLMClassifierAttribution(method, tokenizer)
+    inputs = batch_inputs(tokenizer)[:3]
+    results = explainer.iter_attribute_batch(inputs, target=[0, 7, 1], batch_size=1)
+    with pytest.raises(ValueError, match=r"target\[1\]: target 7 is out of range"):
+        next(results)
+    assert method.calls == []
+    results = explainer.attribute_batch(inputs, target=[0, "LABEL_2", None], batch_size=2)
+    assert [r.target for r in results[:2]] == [0, 2] and results[0].label_names == ["LABEL_0", "LABEL_1", "LABEL_2"]
+
+
+def test_batched_calls_are_checked_before_the_model_runs(tokenizer):
+    short_model = tiny_gpt2_classifier(len(tokenizer), n_positions=16)
+    explainer = LLMClassifierAttribution(SinglePassProgressive(short_model), tokenizer)
+    inputs = TextFeatureInput.from_texts(["It works.", "Not bad.", TEXT * 3], tokenizer)
+    bad_calls = [
+        (dict(inputs=inputs), ValueError, r"inputs\[2\]: The input is \d+ tokens long .* reads at most 16"),
+        (dict(inputs=inputs[:2] + ["It works."]), TypeError, r"inputs\[2\]: inp must be one of .*from_texts"),
+        (dict(inputs=inputs[0]), TypeError, "inputs must be a list"),
+        (dict(inputs=inputs[:2], target=[0, 1, 2]), ValueError, "3 entries for 2 inputs"),
+        (dict(inputs=inputs[:2], target=[0, "great"]), ValueError, r"target\[1\]: Unknown label 'great'"),
+        (dict(inputs=inputs[:2], target="great"), ValueError, r"^target: Unknown label"),
+        (dict(inputs=inputs[:2], target=[0, 1.5]), TypeError, r"target\[1\] must be a class index"),
+        (dict(inputs=inputs[:2], batch_size=0), ValueError, "batch_size must be a positive int"),
+        (dict(inputs=inputs[:2], baselines=0), ValueError, "set by LLMClassifierAttribution"),
+    ]
+    for kwargs, error, message in bad_calls:
+        with pytest.raises(error, match=message):
+            explainer.iter_attribute_batch(**kwargs)
+    assert explainer.per_position.n_calls == 0
+    assert explainer.attribute_batch([]) == []
+
+
+def test_lists_are_refused_with_a_pointer_to_the_batch_api(tokenizer, gpt2):
+    explainer = LLMClassifierAttribution(SinglePassProgressive(gpt2), tokenizer)
+    inputs = TextFeatureInput.from_texts(["It works.", "Not bad."], tokenizer)
+    with pytest.raises(TypeError, match="attribute_batch"):
+        explainer.attribute(inputs)
+    with pytest.raises(ValueError, match=r"from_texts.*attribute_batch"):
+        TextFeatureInput(["It works.", "Not bad."], tokenizer)
+    with pytest.raises(TypeError, match="from_texts"):
+        explainer.attribute("It works.")
+    with pytest.raises(ValueError, match=r"texts\[1\] is empty"):
+        TextFeatureInput.from_texts(["It works.", "  "], tokenizer)
+    with pytest.raises(TypeError, match="for one text use TextFeatureInput"):
+        TextFeatureInput.from_texts("It works.", tokenizer)
+
+
+def test_show_progress_draws_one_bar_over_the_inputs(tokenizer, gpt2, capsys):
+    explainer = LLMClassifierAttribution(SinglePassProgressive(gpt2), tokenizer)
+    explainer.attribute_batch(batch_inputs(tokenizer), batch_size=2, show_progress=True)
+    assert "5/5" in capsys.readouterr().err
+
+
+# --- offsets into the user's text ------------------------------------------------------
+
+
+@pytest.mark.parametrize("level", ["token", "word", "sentence"])
+def test_feature_offsets_point_into_the_users_text(tokenizer, gpt2, level):
+    import re
+    import warnings
+
+    from captum_pi.text import SuffixWarning
+
+    text = "  It works great. Not bad at all... Dr. Smith agrees. "
+    explainer = LLMClassifierAttribution(RecordingProtocolMethod(gpt2), tokenizer)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SuffixWarning)
+        inp = TextFeatureInput(text, tokenizer, level=level, template="Review: {}\nSentiment:")
+    summary = explainer.attribute(inp).to_dict()
+    assert summary["text"] == text
+    assert summary["prompt"] == {"prefix": "Review: ", "suffix": "\nSentiment:"}
+    assert summary["prompt"]["prefix"] + summary["text"] + summary["prompt"]["suffix"] == inp.text
+    features = summary["features"]
+    assert [text[f["start"]:f["end"]] for f in features] == [f["text"] for f in features] == inp.values
+    if level == "word":
+        assert [(f["start"], f["end"]) for f in features] == [m.span() for m in re.finditer(r"\S+", text)]
+    if level != "token":  # whitespace tokens are token features of their own
+        assert features[0]["start"] == 2 and features[-1]["end"] == len(text.rstrip())
+
+
+def test_nli_offsets_point_into_the_premise(tokenizer, gpt2):
+    premise = "It works. Not bad at all."
+    inp = TextFeatureInput.for_nli("The review is positive.", premise, tokenizer)
+    summary = LLMClassifierAttribution(RecordingProtocolMethod(gpt2), tokenizer).attribute(inp).to_dict()
+    assert summary["text"] == premise and "The review is positive." in summary["prompt"]["prefix"]
+    assert [(f["start"], f["end"]) for f in summary["features"]] == [(0, 9), (10, 25)]

@@ -19,7 +19,7 @@ FEATURE_MASKS = {  # BOS is fixed, so SP-PI needs no extra pass
 
 def test_registry_has_every_method_of_the_paper_and_the_captum_extras():
     assert set(METHODS) == set(PAPER_METHODS) | {
-        "feature-ablation", "shapley-value-sampling", "lime", "mp-pi-shapley"
+        "feature-ablation", "shapley-value-sampling", "shapley-values", "lime", "mp-pi-shapley"
     }
     for name, label in PAPER_METHODS.items():
         assert METHODS[name].paper_cost == label
@@ -80,9 +80,23 @@ def test_cost_matches_the_passes_actually_made(name, n):
 def test_costs_follow_the_paper_for_larger_inputs():
     n = 40
     for name, label in PAPER_METHODS.items():
+        if name == "integrated-gradients":  # 256 steps by default, for completeness
+            assert METHODS[name].cost(n) == 2 * 256 + 2
+            continue
         paper = {"0": 0, "1": 1, "2n": 2 * n}[label]
         # MP-PI's 2n passes include the unmasked input, which is the prediction pass
         assert METHODS[name].cost(n) == paper - (name == "mp-pi")
+
+
+def test_integrated_gradients_with_n_minus_1_steps_costs_the_papers_2n():
+    model = tiny_classifier("gpt2")
+    words = FEATURE_MASKS[5]
+    counter = RowCounter(model)
+    try:
+        METHODS["integrated-gradients"].build(model).attribute(IDS, feature_mask=words, baselines=3, n_steps=4)
+    finally:
+        counter.remove()
+    assert counter.forward_rows + counter.backward_rows == 2 * 5 + 1  # 2n, and the prediction pass
 
 
 def test_preset_options_are_applied_and_can_be_overridden():

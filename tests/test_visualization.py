@@ -1,3 +1,4 @@
+import os
 import shutil
 import subprocess
 import tempfile
@@ -13,6 +14,7 @@ from captum_pi.text import TextFeatureInput
 from captum_pi.visualization import (
     MAX_SHADE,
     MIN_SHADE,
+    TERMINAL_MAX_FEATURES,
     attribution_html,
     comparison_html,
     shade,
@@ -164,9 +166,40 @@ CHROMIUM_FLAGS = [
 ]
 
 
+CHROMIUM_BINARIES = ("chromium", "chromium-browser", "google-chrome")
+CHROMIUM_INSTALL = "apt-get install -y chromium"
+
+
+def chromium_binary():
+    r"""The headless browser's path. Without one the test is skipped, with the
+    install command; on CI (``CI=true``) a missing browser is a failure, so the
+    browser test never silently stops running there."""
+    binary = next((shutil.which(name) for name in CHROMIUM_BINARIES if shutil.which(name)), None)
+    if binary:
+        return binary
+    message = f"headless Chromium is needed for the browser test: {CHROMIUM_INSTALL}"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{message} (CI=true: a missing browser fails the run)")
+    pytest.skip(message)
+
+
+def test_a_missing_browser_skips_the_test_except_on_ci(monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="apt-get install -y chromium"):
+        chromium_binary()
+    monkeypatch.setenv("CI", "false")
+    with pytest.raises(pytest.skip.Exception):
+        chromium_binary()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="apt-get install -y chromium.*CI=true"):
+        chromium_binary()
+    monkeypatch.setattr(shutil, "which", lambda name: "/opt/bin/chromium" if name == "chromium-browser" else None)
+    assert chromium_binary() == "/opt/bin/chromium"
+
+
 def chromium(*arguments):
-    binary = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
-    assert binary, "headless Chromium is needed: apt-get install -y chromium chromium-driver"
+    binary = chromium_binary()
     with tempfile.TemporaryDirectory() as profile:
         return subprocess.run(
             [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *arguments],
@@ -197,3 +230,63 @@ def test_fixed_text_around_the_features_can_be_left_out(model, tokenizer):
     result = explain(model, tokenizer, [0.5, -0.25], text="Works well.")
     assert "Review:" in attribution_html(result) and "Review:" not in attribution_html(result, show_fixed=False)
     assert terminal_text(result, color=False, show_fixed=False).splitlines()[3] == "[Works +0.5] [well. -0.25]"
+
+
+LONG_TEXT = " ".join(["It works great. Not bad at all."] * 40)  # 280 words, 1,279 characters
+
+
+@pytest.fixture(scope="module")
+def long_model(tokenizer):
+    return tiny_gpt2_classifier(len(tokenizer), n_positions=4096)
+
+
+def ranked_rows(output):
+    r"""The table rows of a long terminal explanation: (rank, attribution, position, text)."""
+    rows = []
+    for line in output.splitlines():
+        parts = line.split(maxsplit=3)
+        if len(parts) == 4 and parts[0].isdigit() and "/" in parts[2]:
+            rows.append((int(parts[0]), float(parts[1]), parts[2], parts[3]))
+    return rows
+
+
+def test_a_long_text_shows_its_strongest_features_ranked(long_model, tokenizer):
+    n = len(LONG_TEXT.split())
+    phi = [((7 * k) % 97 - 48) / 100 for k in range(n)]  # distinct magnitudes except sign pairs
+    result = explain(long_model, tokenizer, phi, text=LONG_TEXT)
+    output = terminal_text(result, color=False)
+    assert len(output) < 3000 and "Review:" not in output  # no 1,279-character text line
+    rows = ranked_rows(output)
+    assert len(rows) == TERMINAL_MAX_FEATURES == 20
+    expected = sorted(range(n), key=lambda i: -abs(phi[i]))[:20]
+    assert [row[0] for row in rows] == list(range(1, 21))
+    assert [row[2] for row in rows] == [f"{i + 1}/{n}" for i in expected]
+    assert [row[1] for row in rows] == pytest.approx([phi[i] for i in expected], abs=1e-4)
+    assert [row[3] for row in rows] == [result.features.values[i] for i in expected]
+    weakest_left_out = abs(phi[sorted(range(n), key=lambda i: -abs(phi[i]))[20]])
+    assert f"... {n - 20} more features not shown (|attribution| <= {weakest_left_out:.4g})" in output
+    assert len(ranked_rows(terminal_text(result, color=False, max_features=5))) == 5
+    coloured = terminal_text(result, color=True)
+    assert coloured.count("\x1b[0m") == 20
+
+
+def test_few_but_long_features_are_ranked_without_a_left_out_line(long_model, tokenizer):
+    text = "It works great. Not bad at all. " + "x" * 2100
+    result = explain(long_model, tokenizer, [0.1] * len(text.split()), text=text)
+    output = terminal_text(result, color=False)
+    assert len(ranked_rows(output)) == result.features.n_itp_features == 8
+    assert "more features not shown" not in output and "x" * 100 not in output
+    assert "[It +0.1]" in terminal_text(result, color=False, max_text_chars=None)
+
+
+def test_short_texts_are_shown_whole(model, tokenizer):
+    phi = [0.1 * (k + 1) for k in range(20)]
+    text = " ".join(f"w{k}" for k in range(20))
+    output = terminal_text(explain(model, tokenizer, phi, text=text), color=False)
+    assert ranked_rows(output) == [] and "more features not shown" not in output
+    assert "Review: " + " ".join(f"[w{k} {phi[k]:+.3g}]" for k in range(20)) in output.splitlines()
+    assert "Strongest 5 of 20 features:" in output
+    longer = explain(model, tokenizer, phi + [0.05], text=text + " w20")
+    assert "1 more features not shown" in terminal_text(longer, color=False)
+    with pytest.raises(ValueError, match="max_features must be a positive int"):
+        terminal_text(longer, max_features=0)

@@ -363,18 +363,21 @@ def _normaliser_as_constant(model: nn.Module) -> Callable:
 def _with_constant_normaliser(module: nn.Module, x: Tensor, output: Tensor, architecture: str) -> Tensor:
     r"""Recomputes a LayerNorm / RMSNorm output with its normaliser detached and
     checks that the value is the module's own output."""
-    if isinstance(module, nn.LayerNorm) or type(module).__name__.endswith("LayerNorm"):
-        candidates = [lambda: [_layer_norm(module, x)], lambda: _rms_norm_candidates(module, x)]
-    else:  # some "LayerNorm" classes (e.g. T5's) are RMS norms, and vice versa
-        candidates = [lambda: _rms_norm_candidates(module, x), lambda: [_layer_norm(module, x)]]
-    rtol = _RELATIVE_TOLERANCE.get(output.dtype, 2e-2)
-    atol = rtol * float(output.detach().abs().mean())
-    for family in candidates:
-        for candidate in family():
-            if candidate.shape == output.shape and torch.allclose(
-                candidate.detach(), output.detach(), rtol=rtol, atol=atol
-            ):
-                return candidate
+    layer_norm_first = isinstance(module, nn.LayerNorm) or type(module).__name__.endswith("LayerNorm")
+    # some "LayerNorm" classes (e.g. T5's) are RMS norms, and vice versa
+    families = [_layer_norm, _rms_norm_candidates]
+    if not layer_norm_first:
+        families.reverse()
+    output = output.detach()
+    scale = float(output.abs().mean())
+    for compute_dtype in _compute_dtypes(x):
+        rtol = max(_tolerance(compute_dtype), _tolerance(output.dtype))
+        for family in families:
+            for candidate in family(module, x, compute_dtype):
+                if candidate.shape == output.shape and torch.allclose(
+                    candidate.detach(), output, rtol=rtol, atol=rtol * scale
+                ):
+                    return candidate
     raise ValueError(
         f"TransformerLRP does not support {architecture}: it cannot reproduce the output "
         f"of its normalisation layer {type(module).__name__} as (x - mean) / std * w + b "
@@ -382,8 +385,29 @@ def _with_constant_normaliser(module: nn.Module, x: Tensor, output: Tensor, arch
     )
 
 
-# how closely a recomputed normalisation must match the module's own output, elementwise
-_RELATIVE_TOLERANCE = {torch.float64: 1e-7, torch.float32: 1e-4}
+def _compute_dtypes(x: Tensor) -> List[torch.dtype]:
+    r"""The precisions a normalisation layer may compute in, most precise first.
+
+    A module's output dtype does not say how precisely it was computed: torch's
+    ``nn.LayerNorm`` / ``nn.RMSNorm`` compute natively in float64 for float64 inputs
+    (in float32 for float16/bfloat16 ones), but Hugging Face RMSNorms (Llama,
+    Mistral, Qwen2, Gemma3) upcast to float32 whatever the input, so a float64 model
+    carries float32 rounding there, which differs between CPUs' kernels. Each
+    candidate is therefore compared with the tolerance of the precision it is
+    computed in; the native candidates come first so that a genuine float64 module
+    is matched at float64 precision.
+    """
+    native = torch.promote_types(x.dtype, torch.float32) if x.is_floating_point() else torch.float32
+    return [native] if native == torch.float32 else [native, torch.float32]
+
+
+def _tolerance(dtype: torch.dtype) -> float:
+    r"""How closely, relative to the values, a normalisation recomputed in (or
+    rounded to) ``dtype`` must match the module's own output, elementwise. float64:
+    far above its rounding (~1e-16) and far below float32's (~6e-8), so the two are
+    told apart; float32: room for real models' large hidden sizes and outlier
+    activations (reduction order, rsqrt vs sqrt); anything coarser: 2e-2."""
+    return {torch.float64: 1e-10, torch.float32: 1e-4}.get(dtype, 2e-2)
 
 
 def _epsilon(module: nn.Module, x: Tensor) -> float:
@@ -394,26 +418,27 @@ def _epsilon(module: nn.Module, x: Tensor) -> float:
     return float(torch.finfo(x.dtype).eps)
 
 
-def _layer_norm(module: nn.Module, x: Tensor) -> Tensor:
-    centred = x - x.mean(dim=-1, keepdim=True)
+def _layer_norm(module: nn.Module, x: Tensor, compute_dtype: torch.dtype) -> List[Tensor]:
+    xc = x.to(compute_dtype)
+    centred = xc - xc.mean(dim=-1, keepdim=True)
     std = torch.sqrt(centred.pow(2).mean(dim=-1, keepdim=True) + _epsilon(module, x)).detach()
     normed = centred / std
     weight, bias = getattr(module, "weight", None), getattr(module, "bias", None)
     if weight is not None:
-        normed = normed * weight
+        normed = normed * weight.to(compute_dtype)
     if bias is not None:
-        normed = normed + bias
-    return normed
+        normed = normed + bias.to(compute_dtype)
+    return [normed.to(x.dtype)]
 
 
-def _rms_norm_candidates(module: nn.Module, x: Tensor) -> List[Tensor]:
-    x32 = x.float()
-    rms = torch.sqrt(x32.pow(2).mean(dim=-1, keepdim=True) + _epsilon(module, x)).detach()
-    normed = x32 / rms
+def _rms_norm_candidates(module: nn.Module, x: Tensor, compute_dtype: torch.dtype) -> List[Tensor]:
+    xc = x.to(compute_dtype)
+    rms = torch.sqrt(xc.pow(2).mean(dim=-1, keepdim=True) + _epsilon(module, x)).detach()
+    normed = xc / rms
     weight = getattr(module, "weight", None)
     if weight is None:
         return [normed.to(x.dtype)]
     return [
         weight * normed.to(x.dtype),  # Llama, Mistral, Qwen2, torch.nn.RMSNorm
-        (normed * (1.0 + weight.float())).to(x.dtype),  # Gemma
+        (normed * (1.0 + weight.to(compute_dtype))).to(x.dtype),  # Gemma
     ]

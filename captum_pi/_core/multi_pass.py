@@ -1,3 +1,4 @@
+import warnings
 from dataclasses import dataclass
 from typing import Callable, List, Optional
 
@@ -9,6 +10,8 @@ from captum.log import log_usage
 from sklearn.linear_model import LinearRegression
 from torch import Tensor
 
+from captum_pi._core.budget import BudgetWarning, identifying_n_samples
+from captum_pi._core.budget import mp_pi_minimum_n_samples as minimum_n_samples
 from captum_pi._core.mask_distribution import WEIGHTINGS, MaskDistribution, mask_distribution
 from captum_pi._core.progressive import (
     FeatureLayout,
@@ -118,9 +121,13 @@ class MultiPassProgressive(PerturbationAttribution):
             target_type (str, optional): ``"prob"``, ``"logit"`` or ``"log_prob"``.
                         Default: "prob"
             n_samples (int, optional): Forward passes per row, including the
-                        unmasked and the fully masked input; at least 3 when a row
-                        has 2 or more features. None uses ``2 n`` (the paper's budget).
-                        Default: None
+                        unmasked and the fully masked input; at least
+                        :func:`minimum_n_samples` (3 when a row has 2 or more
+                        features). When the pooled coalitions do not identify every
+                        feature (the weighted design has rank below ``n - 1``) a
+                        :class:`~captum_pi._core.budget.BudgetWarning` is issued; from
+                        ``n + 1`` on that almost never happens. None uses ``2 n``
+                        (the paper's budget). Default: None
             perturbations_per_eval (int, optional): Masked inputs per model call.
                         Default: 16
             sampling (str, optional): ``"optimized"`` (``P'`` of Eqn 16 with S+) or
@@ -174,7 +181,10 @@ class MultiPassProgressive(PerturbationAttribution):
             )
             bar.update(2)
             data = pool_coalitions(active.numpy(), ends, distribution, weighting)
-            phis.append(torch.from_numpy(fit_shapley_regression(data, f_full, f_empty)))
+            phi, rank = _fit_with_rank(data, f_full, f_empty)
+            if rank < layout.n_features - 1:
+                _warn_unidentified(layout.n_features, budgets[row], rank, len(data.values))
+            phis.append(torch.from_numpy(phi))
         bar.close()
         return expand_to_tokens(phis, layouts, inputs.shape[1]).to(full_logits.dtype)
 
@@ -212,6 +222,22 @@ class MultiPassProgressive(PerturbationAttribution):
         return torch.cat(chunks).double().numpy()
 
 
+def _warn_unidentified(n_features: int, n_samples: int, rank: int, n_coalitions: int) -> None:
+    warnings.warn(
+        f"MP-PI: n_samples={n_samples} does not identify the attributions of all "
+        f"{n_features} features: the {n_coalitions} coalitions pooled from its "
+        f"{n_samples - 2} sampled passes span only {rank} of the {n_features - 1} unknowns "
+        f"left by efficiency, so some values returned are an artefact of the solver (a "
+        f"minimum-norm solution), not estimates. Identifying every feature needs "
+        f"{n_features - 1} independent coalitions: n_samples >= "
+        f"{minimum_n_samples(n_features)} is accepted, but the minimum budget that identifies "
+        f"every feature in almost every draw is n_samples="
+        f"{identifying_n_samples(n_features)} (one sampled pass per unknown); pass at least that.",
+        BudgetWarning,
+        stacklevel=4,
+    )
+
+
 def _check_options(perturbations_per_eval: int, weighting: str) -> None:
     if not isinstance(perturbations_per_eval, int) or perturbations_per_eval < 1:
         raise ValueError(
@@ -224,8 +250,8 @@ def _check_options(perturbations_per_eval: int, weighting: str) -> None:
 def _budget(n_features: int, n_samples: Optional[int]) -> int:
     if n_samples is None:
         return max(2 * n_features, 3) if n_features > 1 else 2
-    minimum = 3 if n_features > 1 else 2
-    if not isinstance(n_samples, int) or n_samples < minimum:
+    minimum = minimum_n_samples(n_features)
+    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < minimum:
         raise ValueError(
             f"n_samples counts the unmasked and the fully masked input too, so it must "
             f"be an int >= {minimum} for a row with {n_features} features; got {n_samples!r}."
@@ -277,11 +303,20 @@ def fit_shapley_regression(data: CoalitionData, f_full: float, f_empty: float) -
     Returns:
         ``[n]`` attributions.
     """
+    return _fit_with_rank(data, f_full, f_empty)[0]
+
+
+def _fit_with_rank(data: CoalitionData, f_full: float, f_empty: float) -> "tuple[np.ndarray, int]":
+    r""":func:`fit_shapley_regression` and the rank of the weighted design it solved
+    (``n - 1`` when every attribution is identified)."""
     z = data.coalitions.astype(np.float64)
+    n = z.shape[1]
     total = f_full - f_empty
+    if z.shape[0] == 0:  # no intermediate coalition: efficiency alone, spread evenly
+        return np.full(n, total / n), 0
     design = z[:, :-1] - z[:, -1:]
     response = data.values - f_empty - z[:, -1] * total
     regression = LinearRegression(fit_intercept=False)
     regression.fit(design, response, sample_weight=data.weights)
     phi = regression.coef_
-    return np.append(phi, total - phi.sum())
+    return np.append(phi, total - phi.sum()), int(regression.rank_)

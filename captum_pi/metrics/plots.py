@@ -9,11 +9,14 @@ from typing import TYPE_CHECKING, Mapping, Optional, Union
 
 import numpy as np
 
+__all__ = ["plot_activation_curves", "plot_fidelity_gap"]
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from captum_pi.metrics import ActivationStudyResult, FidelityResult
+    from captum_pi.metrics.fidelity import FidelityResult
+    from captum_pi.metrics.studies import ActivationStudyResult
 
 _STUDY_LABELS = {
     "activation": "Activation study (higher is better)",

@@ -1,0 +1,210 @@
+r"""
+Shared machinery of the faithfulness metrics: validating the arguments and wrapping
+the model (:func:`_setup`), reading attributions per feature (:func:`_feature_scores`),
+ranking features, and evaluating masked inputs (coalitions of features) at the final
+token in batches across examples (:func:`_final_logits`, :func:`_values`).
+"""
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, List, Optional, Tuple, Union
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from captum_pi._core.progressive import (
+    FeatureLayout,
+    PerPositionForward,
+    build_feature_layouts,
+    check_baseline,
+    check_target_type,
+    explained_value,
+    feature_attributions,
+    vocab_size_of,
+)
+
+ForwardFunc = Union[Callable, PerPositionForward]
+
+
+def progress(*args, **kwargs):
+    r"""Captum's progress bar (:func:`captum._utils.progress.progress`), imported on
+    first use: importing any part of captum imports ``captum.attr`` and with it
+    matplotlib, which ``import captum_pi.metrics`` should not pay for."""
+    from captum._utils.progress import progress as captum_progress
+
+    return captum_progress(*args, **kwargs)
+
+
+@dataclass
+class _Setup:
+    per_position: PerPositionForward
+    layouts: List[FeatureLayout]
+    baseline: int
+    rows: List[Tensor]
+    calls_before: int = field(init=False)
+    rows_before: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.calls_before = self.per_position.n_calls
+        self.rows_before = self.per_position.n_rows
+
+    def counts(self) -> Tuple[int, int]:
+        return (
+            self.per_position.n_calls - self.calls_before,
+            self.per_position.n_rows - self.rows_before,
+        )
+
+
+def _setup(
+    forward_func: ForwardFunc,
+    inputs: Tensor,
+    feature_mask: Optional[Tensor],
+    attention_mask: Optional[Tensor],
+    baselines: Optional[int],
+    target_type: str,
+    perturbations_per_eval: int,
+    metric: str,
+) -> _Setup:
+    check_target_type(target_type)
+    if not isinstance(perturbations_per_eval, int) or perturbations_per_eval < 1:
+        raise ValueError(
+            f"perturbations_per_eval must be a positive int, got {perturbations_per_eval!r}."
+        )
+    per_position = forward_func
+    if not isinstance(per_position, PerPositionForward):
+        per_position = PerPositionForward(forward_func)
+    layouts = build_feature_layouts(inputs, feature_mask, attention_mask)
+    baseline = check_baseline(baselines, vocab_size_of(per_position))
+    if baseline is None:
+        raise ValueError(
+            f"{metric} needs `baselines`: the mask token id that replaces the tokens of "
+            "inactive features (the same one the attribution methods used)."
+        )
+    rows = [inputs[row, : layout.length].cpu() for row, layout in enumerate(layouts)]
+    return _Setup(per_position, layouts, baseline, rows)
+
+
+def _feature_scores(
+    attributions: Tensor,
+    inputs: Tensor,
+    layouts: List[FeatureLayout],
+    feature_mask: Optional[Tensor],
+    attention_mask: Optional[Tensor],
+) -> List[np.ndarray]:
+    r"""Per example ``[n]`` attributions from a per-feature ``[B, n_max]`` or a
+    token-level ``[B, T]`` tensor."""
+    if not isinstance(attributions, Tensor) or attributions.dim() != 2:
+        shape = (
+            tuple(attributions.shape) if isinstance(attributions, Tensor) else type(attributions).__name__
+        )
+        raise ValueError(
+            f"attributions must be a Tensor [B, n_features] or [B, T] in the FeatureAblation "
+            f"convention, got {shape}."
+        )
+    batch, seq_len = inputs.shape
+    n_max = max(layout.n_features for layout in layouts)
+    if attributions.shape[0] != batch:
+        raise ValueError(
+            f"attributions must have one row per input row ({batch}), got {attributions.shape[0]}."
+        )
+    attributions = attributions.detach().cpu().double()
+    width = attributions.shape[1]
+    if width == n_max:
+        per_feature = attributions
+    elif width == seq_len:
+        _check_token_convention(attributions, layouts)
+        per_feature = feature_attributions(attributions, feature_mask, attention_mask)
+    else:
+        raise ValueError(
+            f"attributions must be per feature [B, {n_max}] or per token [B, {seq_len}], "
+            f"got {tuple(attributions.shape)}."
+        )
+    scores = []
+    for row, layout in enumerate(layouts):
+        row_scores = per_feature[row, : layout.n_features].numpy()
+        if not np.isfinite(row_scores).all():
+            raise ValueError(
+                f"row {row}: attributions of its {layout.n_features} features must be finite, "
+                f"got {row_scores.tolist()}."
+            )
+        scores.append(row_scores.copy())
+    return scores
+
+
+def _check_token_convention(attributions: Tensor, layouts: List[FeatureLayout]) -> None:
+    for row, layout in enumerate(layouts):
+        is_feature = layout.token_feature >= 0
+        values = attributions[row, : layout.length][is_feature]
+        owner = layout.token_feature[is_feature]
+        if not torch.equal(values, attributions[row, layout.starts][owner]):
+            raise ValueError(
+                f"row {row}: token-level attributions must follow Captum's FeatureAblation "
+                "convention (every token of a feature carries the feature's value); the "
+                "tokens of some feature differ. Aggregate token scores per feature first, "
+                "or pass per-feature attributions [B, n_features]."
+            )
+
+
+def _ranking(scores: np.ndarray, descending: bool) -> np.ndarray:
+    r"""Feature indices by attribution; a stable sort, so ties keep sequence order
+    (the earlier feature first) in both directions."""
+    return np.argsort(-scores if descending else scores, kind="stable")
+
+
+def _final_logits(
+    per_position: PerPositionForward,
+    blocks: Iterable[Tensor],
+    pad_id: int,
+    perturbations_per_eval: int,
+    bar: object,
+) -> List[Tensor]:
+    r"""
+    Logits at the final token of every row of every block (``[P_i, L_i]`` token
+    ids), evaluated ``perturbations_per_eval`` rows per model call across blocks.
+    Rows of different lengths share a call with right padding; causal attention
+    keeps padding out of each row's final token.
+
+    Returns:
+        One ``[P_i, C]`` tensor per block.
+    """
+    sizes: List[int] = []
+    outputs: List[Tensor] = []
+    pending: List[Tensor] = []
+
+    def flush() -> None:
+        if not pending:
+            return
+        longest = max(piece.shape[1] for piece in pending)
+        ids = torch.cat([
+            torch.nn.functional.pad(piece, (0, longest - piece.shape[1]), value=pad_id)
+            for piece in pending
+        ])
+        mask = torch.cat([
+            torch.nn.functional.pad(torch.ones_like(piece), (0, longest - piece.shape[1]), value=0)
+            for piece in pending
+        ])
+        lasts = torch.cat([
+            torch.full((piece.shape[0],), piece.shape[1] - 1, dtype=torch.long) for piece in pending
+        ])
+        logits = per_position(ids, mask).cpu()
+        outputs.append(logits[torch.arange(ids.shape[0]), lasts])
+        bar.update(ids.shape[0])
+        pending.clear()
+
+    n_pending = 0
+    for block in blocks:
+        sizes.append(block.shape[0])
+        start = 0
+        while start < block.shape[0]:
+            take = min(perturbations_per_eval - n_pending, block.shape[0] - start)
+            pending.append(block[start : start + take])
+            n_pending += take
+            start += take
+            if n_pending == perturbations_per_eval:
+                flush()
+                n_pending = 0
+    flush()
+    return list(torch.cat(outputs).split(sizes)) if outputs else [torch.empty(0)] * len(sizes)
+
+
+def _values(logits: Tensor, target: int, target_type: str) -> np.ndarray:
+    return explained_value(logits, target, target_type).double().numpy()
