@@ -22,11 +22,13 @@ _EXPORTS: Dict[str, List[str]] = {
     "captum_pi._core.captum_adapters": [
         "TokenFeatureAblation",
         "TokenShapleyValueSampling",
+        "TokenShapleyValues",
         "TokenKernelShap",
         "TokenLime",
         "TokenInputXGradient",
         "TokenIntegratedGradients",
     ],
+    "captum_pi._core.budget": ["BudgetWarning", "CompletenessWarning"],
     "captum_pi.llm_attr": ["LLMClassifierAttribution", "ClassifierAttributionResult"],
     "captum_pi.text": ["TextFeatureInput", "mask_token_id", "SuffixWarning"],
     "captum_pi.data": ["load_drug_reviews", "DrugReviews"],

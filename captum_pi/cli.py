@@ -72,7 +72,7 @@ def _permutations(budget: int, n: int) -> Dict[str, int]:
 
 
 def _integration_steps(budget: int, n: int) -> Dict[str, int]:
-    return {"n_steps": max(1, (budget - 2) // 2)}
+    return {"n_steps": max(2, (budget - 2) // 2)}
 
 
 BUDGET_RULES: Dict[str, BudgetRule] = {
@@ -81,7 +81,9 @@ BUDGET_RULES: Dict[str, BudgetRule] = {
     "kernel-shap": BudgetRule(_sampled, 2, "the unmasked and the fully masked input"),
     "lime": BudgetRule(_sampled, 2, "two sampled coalitions"),
     "shapley-value-sampling": BudgetRule(_permutations, 2, "the prediction and one permutation"),
-    "integrated-gradients": BudgetRule(_integration_steps, 4, "the input, the baseline and one step"),
+    "integrated-gradients": BudgetRule(
+        _integration_steps, 6, "the input, the baseline and two trapezoid points, each a forward and a backward pass"
+    ),
 }
 
 

@@ -30,6 +30,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from captum_pi._core.captum_adapters import _seeded
+from captum_pi._core.budget import check_captum_budget
 from captum_pi._core.multi_pass import MultiPassProgressive
 from captum_pi._core.progressive import (
     PerPositionForward,
@@ -587,8 +588,6 @@ class LLMClassifierAttribution(Attribution):
         self, view: TextFeatureInput, target: int, target_type: str, kwargs: Dict[str, Any]
     ) -> Tensor:
         kwargs = {"perturbations_per_eval": DEFAULT_PERTURBATIONS_PER_EVAL, **kwargs}
-        from captum_pi._core.budget import check_captum_budget  # Kernel SHAP / Lime budgets
-
         check_captum_budget(self.attr_method, view.n_itp_features, kwargs)
         attr = self.attr_method.attribute(
             view.to_tensor().to(self.per_position.device),

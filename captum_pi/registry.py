@@ -39,7 +39,7 @@ sp-pi                   progressive   0                  0      per feature
 gae                     attention     1                  1      sum over tokens
 input-x-gradient        gradient      1                  1      L2 (dims, tokens)
 lrp                     gradient      1                  1      L2 (dims, tokens)
-integrated-gradients    gradient      514 (256 steps)    2n     sum (dims, tokens)
+integrated-gradients    gradient      516 (257 points)   2n     sum (dims, tokens)
 kernel-shap             perturbation  2n                 2n     per feature
 feature-ablation        perturbation  n + 1              --     per feature
 shapley-value-sampling  perturbation  2n + 1             --     per feature
@@ -50,8 +50,8 @@ mp-pi-shapley           progressive   2n - 1             --     per feature
 ======================  ============  =================  =====  ===================
 
 MP-PI spends ``2 n`` passes, one of which is the unmasked input (the prediction), so
-``2n - 1`` beyond it; the paper rounds to ``2n``. Integrated Gradients takes 256
-steps by default (:func:`captum_pi._core.captum_adapters.default_n_steps`: fewer
+``2n - 1`` beyond it; the paper rounds to ``2n``. Integrated Gradients takes 257
+trapezoid points by default (:func:`captum_pi._core.captum_adapters.default_n_steps`: fewer
 miss completeness by far more than 5 % on SmolLM2's drug reviews), plus the two
 forward passes in which Captum's ``LayerIntegratedGradients`` reads the embedding
 layer on the input and the baseline; pass ``n_steps=n - 1`` for the paper's ``2n``.
@@ -195,7 +195,7 @@ _SPECS = (
     _spec("lrp", "LRP for Transformers", "gradient", _CORE + "lrp_transformer:TransformerLRP", lambda n: 1, "1", "1",
           hf=True, baselines=False, target_type="logit", aggregation="l2"),
     _spec("integrated-gradients", "Integrated Gradients", "gradient", _CORE + "captum_adapters:TokenIntegratedGradients",
-          _integrated_gradients_cost, "514 (256 steps)", "2n",
+          _integrated_gradients_cost, "516 (257 points)", "2n",
           hf=True, baselines=True, target_type="prob", aggregation="sum"),
     _spec("kernel-shap", "Kernel SHAP", "perturbation", _CORE + "captum_adapters:TokenKernelShap",
           lambda n: 2 * n, "2n", "2n",

@@ -102,7 +102,7 @@ def test_feature_ablation_on_a_hf_model_equals_masked_predictions():
     torch.testing.assert_close(_phi(attr).float(), torch.stack(expected), atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("method, n_samples", [(TokenKernelShap, 600), (TokenShapleyValueSampling, 150)])
+@pytest.mark.parametrize("method, n_samples", [(TokenKernelShap, 2400), (TokenShapleyValueSampling, 150)])
 def test_sampling_methods_approach_exact_shapley_values(method, n_samples):
     model = RunningSumClassifier(vocab_size=32, seed=3)
     exact = exact_shapley(
@@ -112,7 +112,8 @@ def test_sampling_methods_approach_exact_shapley_values(method, n_samples):
         IDS, target=1, feature_mask=WORDS, baselines=MASK_ID, n_samples=n_samples, seed=0,
         perturbations_per_eval=64,
     )
-    # Monte Carlo error of Captum's estimators at these budgets is a few percent
+    # Monte Carlo error at these budgets is a few percent; at 600 Kernel SHAP samples 1
+    # seed in 20 exceeded 0.1 (max 0.139), at 2400 the worst of 20 is 0.052
     assert (_phi(attr) - exact).abs().max() < 0.1 * exact.abs().max()
     assert torch.nn.functional.cosine_similarity(_phi(attr), exact, dim=0) > 0.99
 
@@ -154,7 +155,7 @@ def test_integrated_gradients_completeness(architecture):
     model = tiny_classifier(architecture)
     mask_id = 3
     attr, delta = TokenIntegratedGradients(model).attribute(
-        IDS, feature_mask=WORDS, baselines=mask_id, target=1, n_steps=32,
+        IDS, feature_mask=WORDS, baselines=mask_id, target=1, n_steps=32, method="gausslegendre",
         return_convergence_delta=True,
     )
     with torch.no_grad():
@@ -173,7 +174,7 @@ def test_integrated_gradients_default_steps_and_their_cost():
     TokenIntegratedGradients(model).attribute(
         IDS, feature_mask=WORDS, baselines=3, target=0, internal_batch_size=None
     )
-    assert default_n_steps(N_WORDS) == default_n_steps(1) == 256
+    assert default_n_steps(N_WORDS) == default_n_steps(1) == 257
     # two passes to read the embedding layer on input and baseline, then the steps
     assert rows == [1, 1, default_n_steps(N_WORDS)]
     with pytest.raises(ValueError, match="non-negative int"):
@@ -318,13 +319,24 @@ def test_integrated_gradients_warns_when_completeness_fails_and_not_otherwise():
     model = tiny_classifier("llama")
     ig = TokenIntegratedGradients(model)
     with pytest.warns(CompletenessWarning, match=r"n_steps=1 .*method='gausslegendre'"):
-        ig.attribute(IDS, feature_mask=WORDS, baselines=3, target=1, n_steps=1)
+        ig.attribute(IDS, feature_mask=WORDS, baselines=3, target=1, n_steps=1, method="gausslegendre")
     coarse = ig.last_completeness_gap.clone()
     assert float(coarse[0]) > 0.05 * abs(float(ig.last_value_difference[0]))
     with warnings.catch_warnings():
         warnings.simplefilter("error", CompletenessWarning)
-        ig.attribute(IDS, feature_mask=WORDS, baselines=3, target=1, n_steps=32)
+        ig.attribute(IDS, feature_mask=WORDS, baselines=3, target=1, n_steps=32, method="gausslegendre")
     assert float(ig.last_completeness_gap[0]) < 0.05 * float(coarse[0])
+
+
+def test_integrated_gradients_checks_the_integration_rule_before_any_pass():
+    model = tiny_classifier("gpt2")
+    ig = TokenIntegratedGradients(model)
+    with pytest.raises(ValueError, match="method must be one of"):
+        ig.attribute(IDS, feature_mask=WORDS, baselines=3, method="simpson")
+    with pytest.raises(ValueError, match="trapezoid rule needs n_steps >= 2"):
+        ig.attribute(IDS, feature_mask=WORDS, baselines=3, n_steps=1)
+    with pytest.raises(ValueError, match="positive int"):
+        ig.attribute(IDS, feature_mask=WORDS, baselines=3, n_steps=True)
 
 
 def test_integrated_gradients_gap_is_per_row():

@@ -178,6 +178,9 @@ def test_arguments_are_checked_before_the_model_loads(capsys, monkeypatch, model
         assert "0 negative, 1 neutral, 2 positive" in err
     status, _, err = run(capsys, "explain", TEXT, "--model", model_dir, "--method", "mp-pi", "--budget", "1")
     assert_one_line_error(status, err, "--budget must be at least 3 for mp-pi")
+    status, _, err = run(capsys, "explain", TEXT, "--model", model_dir, "--method", "integrated-gradients",
+                         "--budget", "5")
+    assert_one_line_error(status, err, "--budget must be at least 6 for integrated-gradients")
     status, _, err = run(capsys, "explain", "--model", model_dir, "--batch-size", "0", "--file", __file__)
     assert_one_line_error(status, err, "--batch-size")
 

@@ -142,20 +142,19 @@ def warn_unidentified(
     minimum = identifying_n_samples(n_features)
     if rank is None:
         why = (
-            f"its regression has {unknowns} unknowns but n_samples={n_samples} gives "
-            f"fewer rows than that"
+            f"its regression has {unknowns} unknowns but n_samples={n_samples} gives fewer "
+            f"rows than that; pass n_samples={minimum} or more"
         )
     else:
         why = (
-            f"the coalitions it sampled span only {rank} of the {unknowns} unknowns of "
-            f"its regression (coalitions repeat or are dependent)"
+            f"the coalitions it sampled repeat or are dependent and span only {rank} of the "
+            f"{unknowns} unknowns of its regression; a larger n_samples (or another seed) "
+            "makes that unlikely"
         )
     warnings.warn(
         f"{method}: n_samples={n_samples} does not identify the attributions of all "
-        f"{n_features} features: {why}, so some values returned are an artefact of the "
-        f"solver (a minimum-norm or regularised solution), not estimates. The minimum "
-        f"budget that identifies every feature is n_samples={minimum}; pass at least "
-        f"that (more makes repeated coalitions unlikely).",
+        f"{n_features} features: {why}. Until then some of the values returned are an "
+        "artefact of the solver (a minimum-norm or regularised solution), not estimates.",
         BudgetWarning,
         stacklevel=stacklevel,
     )
