@@ -535,27 +535,18 @@ def _check_model_directory(path: Path) -> None:
 
 
 def _default_classifier(verbose: bool) -> LoadedClassifier:
-    from captum_pi.models import cached_default_tokenizer, load_default_classifier
+    from captum_pi import models
+
+    description = f"{models.SMOLLM2_MODEL_ID} with the shipped drug review head ({'/'.join(models.default_label_names())})"
 
     def load() -> Any:
-        return load_default_classifier(verbose=True, transformers_output=verbose)
+        return models.load_default_classifier(verbose=True, transformers_output=verbose)
 
-    tokenizer = cached_default_tokenizer()
+    tokenizer = models.cached_default_tokenizer()
     if tokenizer is None:  # first run: the tokenizer comes with the model
         bundle = load()
-        classifier = _default_description(bundle)
-        return LoadedClassifier(bundle.tokenizer, bundle.prefix, classifier, lambda: bundle.model)
-    from captum_pi.models import SMOLLM2_PROMPT_PREFIX, default_label_names
-
-    description = _default_description(None, default_label_names())
-    return LoadedClassifier(tokenizer, SMOLLM2_PROMPT_PREFIX, description, lambda: load().model)
-
-
-def _default_description(bundle: Any, labels: Optional[Sequence[str]] = None) -> str:
-    from captum_pi.models import SMOLLM2_MODEL_ID
-
-    labels = bundle.label_names if bundle is not None else labels
-    return f"{SMOLLM2_MODEL_ID} with the shipped drug review head ({'/'.join(labels)})"
+        return LoadedClassifier(bundle.tokenizer, bundle.prefix, description, lambda: bundle.model)
+    return LoadedClassifier(tokenizer, models.SMOLLM2_PROMPT_PREFIX, description, lambda: load().model)
 
 
 def _directory_classifier(path: Path, verbose: bool) -> LoadedClassifier:
@@ -707,12 +698,3 @@ def _open_output(output: Optional[Path]) -> Tuple[Any, Callable[[], None]]:
         return sys.stdout, lambda: None
     stream = open(output, "a", encoding="utf-8")
     return stream, stream.close
-
-
-def load_classifier(model_path: Optional[str], head_path: Optional[str] = None) -> Tuple[Any, Any, str, str]:
-    r"""
-    The classifier a ``--model`` / ``--head`` pair names, loaded:
-    ``(model, tokenizer, prefix, description)``.
-    """
-    classifier = ModelSource.from_arguments(model_path, head_path).load_tokenizer()
-    return classifier.load_model(), classifier.tokenizer, classifier.prefix, classifier.description
