@@ -306,10 +306,8 @@ def _report(result: Any, description: str, options: Dict[str, Any], explainer: A
 
 def _completeness_gap(explainer: Any) -> Optional[float]:
     method = getattr(explainer, "attr_method", None)
-    gap = getattr(method, "last_completeness_gap", None)
-    if gap is None:
-        return None
-    return float(gap.reshape(-1)[0]) if hasattr(gap, "reshape") else float(gap)
+    gap = getattr(method, "last_completeness_gap", None)  # Integrated Gradients, one row
+    return None if gap is None else float(gap[0])
 
 
 def _recorded_options(args: argparse.Namespace, method: str, prefix: str) -> Dict[str, Any]:

@@ -34,7 +34,6 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from captum_pi.gguf_loading import (
-    GGUF_INSTALL,
     cache_dir,
     cached_tokenizer,
     dequantized_entry,

@@ -59,6 +59,10 @@ def test_every_method_runs_from_the_command_line(capsys, model_dir, name):
     assert len(values) == 3 and all(v == v for v in values)
     if available_methods()[name].stochastic:
         assert summary["options"]["method_arguments"]["seed"] == 0
+    # only Integrated Gradients has a completeness gap to report
+    assert ("completeness_gap" in summary) == (name == "integrated-gradients")
+    if name == "integrated-gradients":
+        assert 0 <= summary["completeness_gap"] < 0.05
 
 
 def test_budget_becomes_the_methods_sample_count(capsys, model_dir):
