@@ -183,6 +183,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="model rows per explanation for sampling methods (default: the "
         "method's own, 2n for MP-PI, Kernel SHAP and LIME)",
     )
+    explain.add_argument(
+        "--masking", default="delete", choices=("delete", "replace"),
+        help="how masked features are removed: delete their tokens (PI is then exact) or "
+        "replace them with '...' (the paper's); default: delete",
+    )
     explain.add_argument("--target", help="class to explain: a label name or index; default: the predicted class")
     explain.add_argument(
         "--target-type", choices=("prob", "logit", "log_prob"),
@@ -264,7 +269,7 @@ def _explain(args: argparse.Namespace) -> int:
     output = _output_path(args) if args.file else None
     classifier = source.load_tokenizer(verbose=args.verbose)
     prefix = classifier.prefix if args.prefix is None else args.prefix
-    inputs = [_feature_input(text, classifier.tokenizer, args.level, prefix) for text in texts]
+    inputs = [_feature_input(text, classifier.tokenizer, args.level, prefix, args.masking) for text in texts]
     spec = available_methods()[method]
     arguments = [_method_arguments(method, args.budget, inp.n_itp_features, spec.stochastic, args.seed) for inp in inputs]
     _check_lengths(inputs, source.context_length())
@@ -314,6 +319,7 @@ def _recorded_options(args: argparse.Namespace, method: str, prefix: str) -> Dic
     return {
         "method": method,
         "level": args.level,
+        "masking": args.masking,
         "budget": args.budget,
         "target": args.target,
         "target_type": args.target_type,
@@ -582,10 +588,10 @@ def _transformers_output(verbose: bool) -> Any:
     return transformers_output(verbose)
 
 
-def _feature_input(text: str, tokenizer: Any, level: str, prefix: str) -> Any:
+def _feature_input(text: str, tokenizer: Any, level: str, prefix: str, masking: str) -> Any:
     from captum_pi.text import TextFeatureInput, fixed_template
 
-    return TextFeatureInput(text, tokenizer, level=level, template=fixed_template(prefix))
+    return TextFeatureInput(text, tokenizer, level=level, template=fixed_template(prefix), masking=masking)
 
 
 def _check_lengths(inputs: Sequence[Any], limit: Optional[int]) -> None:
@@ -620,7 +626,7 @@ def _explain_file(
     options: Dict[str, Any],
     args: argparse.Namespace,
 ) -> int:
-    done = _completed_records(output, texts) if output is not None else 0
+    done = _completed_records(output, texts, options) if output is not None else 0
     if done == len(texts):
         print(f"captum-pi: {output} already holds all {done} explanations.", file=sys.stderr)
         return 0
@@ -665,9 +671,9 @@ def _iter_results(
             index = end
 
 
-def _completed_records(output: Path, texts: Sequence[str]) -> int:
-    r"""How many leading texts ``output`` already explains; a trailing partial line
-    (an interrupted write) is cut off."""
+def _completed_records(output: Path, texts: Sequence[str], options: Optional[Dict[str, Any]] = None) -> int:
+    r"""How many leading texts ``output`` already explains with the same
+    ``options``; a trailing partial line (an interrupted write) is cut off."""
     if not output.is_file():
         return 0
     raw = output.read_bytes()
@@ -684,11 +690,26 @@ def _completed_records(output: Path, texts: Sequence[str]) -> int:
                 f"{output} holds explanations of other texts (line {done + 1} differs from the input); "
                 "remove it or choose another --output."
             )
+        _check_same_options(output, done, record, options)
         done += 1
     kept = b"".join(line + b"\n" for line in complete[:done])
     if kept != raw:
         output.write_bytes(kept)
     return done
+
+
+def _check_same_options(output: Path, line: int, record: Dict[str, Any], options: Optional[Dict[str, Any]]) -> None:
+    if options is None:
+        return
+    recorded = record.get("options") if isinstance(record.get("options"), dict) else {}
+    differing = [name for name, value in options.items() if recorded.get(name) != value]
+    if differing:
+        name = differing[0]
+        raise UserError(
+            f"{output} line {line + 1} was explained with other options ({name}: "
+            f"{recorded.get(name)!r} there, {options[name]!r} now); resuming would mix them. "
+            "Remove it, choose another --output, or rerun with the same options."
+        )
 
 
 def _open_output(output: Optional[Path]) -> Tuple[Any, Callable[[], None]]:

@@ -8,7 +8,8 @@ reads vocabulary logits, so it fails on ``*ForSequenceClassification`` models
 (meta-pytorch/captum#1456), and it evaluates one perturbation per forward pass.
 Here the explained value is the target class's probability (or logit or
 log-probability) at the final token, perturbations are evaluated in batches, and
-every method masks with the same token (:func:`captum_pi.text.mask_token_id`).
+every method masks features with the same game (:mod:`captum_pi._core.masking`:
+deletion by default, or replacement with :func:`captum_pi.text.mask_token_id`).
 """
 import inspect
 import numbers
@@ -29,8 +30,9 @@ from captum.log import log_usage
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from captum_pi._core.captum_adapters import _seeded
+from captum_pi._core.captum_adapters import TokenIntegratedGradients, _seeded
 from captum_pi._core.budget import check_captum_budget
+from captum_pi._core.masking import check_masking
 from captum_pi._core.multi_pass import MultiPassProgressive
 from captum_pi._core.progressive import (
     PerPositionForward,
@@ -46,7 +48,7 @@ DEFAULT_PERTURBATIONS_PER_EVAL = 16
 DEFAULT_BATCH_SIZE = 8
 METHOD_LABELS = {SinglePassProgressive: "SP-PI", MultiPassProgressive: "MP-PI"}
 WRAPPER_SET_ARGUMENTS = ("inputs", "target", "feature_mask", "baselines", "attention_mask",
-                         "additional_forward_args", "target_type")
+                         "additional_forward_args", "target_type", "masking")
 
 Target = Union[int, str, None]
 Targets = Union[Target, Sequence[Target], Tensor, np.ndarray]
@@ -108,6 +110,9 @@ class ClassifierAttributionResult(LLMAttributionResult):
         target (int): The explained class.
         target_type (str): ``"prob"``, ``"logit"`` or ``"log_prob"``.
         method (str): Display name of the attribution method.
+        masking (str or None): The masking game the method ran under
+                    (``"delete"`` or ``"replace"``), None for methods that mask
+                    nothing; Integrated Gradients' baseline is ``"replace"``.
         features (TextFeatureInput): The token-id view the methods ran on: its
                     ``text``, ``spans`` and ``values`` in reading order.
         feature_attr (Tensor): ``[n]`` attribution of each feature of
@@ -127,6 +132,7 @@ class ClassifierAttributionResult(LLMAttributionResult):
         method: str,
         features: TextFeatureInput,
         feature_attr: Tensor,
+        masking: Optional[str] = None,
     ) -> None:
         super().__init__(
             input_tokens=list(inp.values),
@@ -142,6 +148,7 @@ class ClassifierAttributionResult(LLMAttributionResult):
         self.target = target
         self.target_type = target_type
         self.method = method
+        self.masking = masking
         self.features = features
         self.feature_attr = feature_attr
 
@@ -169,7 +176,7 @@ class ClassifierAttributionResult(LLMAttributionResult):
 
         Returns:
             dict with keys ``text``, ``prompt`` (``prefix``, ``suffix``),
-            ``level``, ``method``, ``target_type``, ``target`` (``index``,
+            ``level``, ``method``, ``masking``, ``target_type``, ``target`` (``index``,
             ``label``), ``prediction`` (``index``, ``label``, ``probability``),
             ``probabilities`` (label -> probability) and ``features`` (list of
             ``index``, ``text``, ``start``, ``end``, ``attribution``).
@@ -181,6 +188,7 @@ class ClassifierAttributionResult(LLMAttributionResult):
             "prompt": {"prefix": view.prefix, "suffix": view.suffix},
             "level": view.level,
             "method": self.method,
+            "masking": self.masking,
             "target_type": self.target_type,
             "target": {"index": self.target, "label": self.target_label},
             "prediction": {
@@ -228,8 +236,12 @@ class LLMClassifierAttribution(Attribution):
       probability-sized attributions to 0; pass
       ``interpretable_model=SkLearnLinearRegression()`` when building it.
 
-    Every method masks a feature by replacing each of its tokens with the same
-    mask token (the id of ``"..."``; see :mod:`captum_pi.text`).
+    Every method masks a feature with the same game: ``masking="delete"`` (the
+    default of every input) removes its tokens, ``"replace"`` replaces each of
+    them with the mask token (the id of ``"..."``); see
+    :mod:`captum_pi._core.masking`. Methods that mask nothing (gradients,
+    attention) ignore it; Integrated Gradients always integrates from the
+    replacement baseline, which has the input's length.
 
     Args:
         attr_method (Attribution): The attribution method, built on the model.
@@ -243,6 +255,10 @@ class LLMClassifierAttribution(Attribution):
         mask_token (int or str, optional): Mask token (id, or text of one token).
                     None uses the input's own for a :class:`TextFeatureInput` and
                     the id of ``"..."`` for Captum's text inputs. Default: None
+        masking (str, optional): ``"delete"`` or ``"replace"`` for every input
+                    explained; None uses each input's own
+                    (:attr:`TextFeatureInput.masking`, ``"delete"`` unless built
+                    otherwise). Default: None
 
     Examples::
 
@@ -265,6 +281,7 @@ class LLMClassifierAttribution(Attribution):
         tokenizer: object,
         target_type: Optional[str] = None,
         mask_token: Union[int, str, None] = None,
+        masking: Optional[str] = None,
     ) -> None:
         _check_method(attr_method)
         super().__init__(attr_method.forward_func)
@@ -272,6 +289,7 @@ class LLMClassifierAttribution(Attribution):
         self.tokenizer = tokenizer
         self.target_type = None if target_type is None else check_target_type(target_type)
         self.mask_token = mask_token
+        self.masking = None if masking is None else check_masking(masking)
         self.is_captum_method = isinstance(attr_method, CAPTUM_METHODS)
         existing = getattr(attr_method, "per_position", None)
         self.per_position = existing if isinstance(existing, PerPositionForward) else PerPositionForward(self.model)
@@ -468,7 +486,7 @@ class LLMClassifierAttribution(Attribution):
             total=len(adapted), desc=f"{self.method} explanations", unit="text", disable=not show_progress
         )
         try:
-            for rows in _batches([item.features for item in adapted], batch_size):
+            for rows in _batches([item.features for item in adapted], batch_size, self._call_key):
                 views = [adapted[row].features for row in rows]
                 probabilities = self._predict_batch(views)
                 labels = label_names_of(self.model, int(probabilities.shape[1]))
@@ -533,7 +551,15 @@ class LLMClassifierAttribution(Attribution):
             method=self.method,
             features=adapted.features,
             feature_attr=feature_attr,
+            masking=self._result_masking(adapted.features),
         )
+
+    def _result_masking(self, view: TextFeatureInput) -> Optional[str]:
+        if self.is_captum_method or _accepts_masking(self.attr_method):
+            return self._masking_of(view)
+        if isinstance(self.attr_method, TokenIntegratedGradients):
+            return "replace"  # its path starts at the replacement baseline
+        return None
 
     def _result_target_type(self) -> str:
         if self.target_type is not None:
@@ -547,7 +573,8 @@ class LLMClassifierAttribution(Attribution):
         if given:
             raise ValueError(
                 f"{given} are set by LLMClassifierAttribution (target is an argument of "
-                "attribute, target_type of the constructor); do not pass them as keyword arguments."
+                "attribute, target_type and masking of the constructor); do not pass them as keyword "
+                "arguments."
             )
 
     def _check_input(self, inp: object) -> None:
@@ -601,13 +628,30 @@ class LLMClassifierAttribution(Attribution):
             return kwargs
         return {**kwargs, "target_type": self.target_type}
 
+    def _masking_of(self, view: TextFeatureInput) -> str:
+        r"""The masking rule a view is explained under: the wrapper's, else its own."""
+        return view.masking if self.masking is None else self.masking
+
+    def _masking_options(self, view: TextFeatureInput) -> Dict[str, Any]:
+        r"""``baselines`` and, for methods that mask, ``masking`` of a call: the
+        rule's token for those, the mask token for the others (Integrated
+        Gradients' baseline)."""
+        if not _accepts_masking(self.attr_method):
+            return {"baselines": view.baselines}
+        masking = self._masking_of(view)
+        return {"baselines": view.baselines_for(masking), "masking": masking}
+
+    def _call_key(self, view: TextFeatureInput) -> Tuple[Any, ...]:
+        r"""Views explained in one batched call must share these options."""
+        return tuple(sorted(self._masking_options(view).items()))
+
     def _attribute_protocol(self, view: TextFeatureInput, target: int, kwargs: Dict[str, Any]) -> Tensor:
         attr = self.attr_method.attribute(
             view.input_ids,
             target=target,
             feature_mask=view.feature_mask,
-            baselines=view.baselines,
             attention_mask=view.attention_mask,
+            **self._masking_options(view),
             **self._protocol_options(kwargs),
         )
         return feature_attributions(attr.detach().cpu(), view.feature_mask)[0]
@@ -620,8 +664,8 @@ class LLMClassifierAttribution(Attribution):
             ids,
             target=torch.tensor(targets, dtype=torch.long),
             feature_mask=feature_mask,
-            baselines=views[0].baselines,
             attention_mask=attention_mask,
+            **self._masking_options(views[0]),
             **self._protocol_options(kwargs),
         )
         per_feature = feature_attributions(attr.detach().cpu(), feature_mask, attention_mask)
@@ -632,8 +676,10 @@ class LLMClassifierAttribution(Attribution):
     ) -> Tensor:
         r"""The explained value of the target class at the final token of each
         masked input: ``[P]`` for ``perturbed`` ``[P, n]``."""
-        logits = self.per_position(view.to_model_input(perturbed))[:, -1]
-        return explained_value(logits, target, target_type).to(perturbed.device)
+        masked = view.to_masked_inputs(perturbed, self._masking_of(view))
+        logits = self.per_position(masked.input_ids, masked.attention_mask).cpu()
+        final = logits[torch.arange(len(masked)), masked.final]
+        return explained_value(final, target, target_type).to(perturbed.device)
 
     def _check_length(self, view: TextFeatureInput) -> None:
         config = getattr(self.model, "config", None)
@@ -653,6 +699,16 @@ class LLMClassifierAttribution(Attribution):
 def _accepts(function: Any, name: str) -> bool:
     parameters = inspect.signature(function).parameters.values()
     return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+
+
+def _accepts_masking(attr_method: Any) -> bool:
+    r"""True when the method's ``attribute`` (or that of the method a preset
+    wrapper holds) names a ``masking`` parameter: the methods that mask features."""
+    candidates = (attr_method, getattr(attr_method, "method", None))
+    return any(
+        candidate is not None and "masking" in inspect.signature(candidate.attribute).parameters
+        for candidate in candidates
+    )
 
 
 def _declared_target_type(attr_method: Any) -> Optional[str]:
@@ -701,12 +757,15 @@ def pad_views(views: Sequence[TextFeatureInput], pad_id: int) -> Tuple[Tensor, T
     return ids, attention_mask, feature_mask
 
 
-def _batches(views: Sequence[TextFeatureInput], batch_size: int) -> Iterator[List[int]]:
+def _batches(
+    views: Sequence[TextFeatureInput], batch_size: int, key: Any = lambda view: view.baselines
+) -> Iterator[List[int]]:
     r"""Consecutive row indices, at most ``batch_size`` at a time; a batch never
-    mixes mask tokens (a batched call takes one ``baselines``)."""
+    mixes views of different ``key`` (a batched call takes one ``baselines`` and
+    one ``masking``)."""
     rows: List[int] = []
     for row, view in enumerate(views):
-        if rows and (len(rows) == batch_size or view.baselines != views[rows[0]].baselines):
+        if rows and (len(rows) == batch_size or key(view) != key(views[rows[0]])):
             yield rows
             rows = []
         rows.append(row)

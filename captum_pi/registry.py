@@ -7,6 +7,8 @@ line and tutorials can iterate over them without special cases::
     for name, spec in METHODS.items():
         method = spec.build(model)
         options = {"seed": 0} if spec.stochastic else {}
+        if spec.masks:
+            options["masking"] = "delete"       # or "replace", the same for every method
         attr = method.attribute(ids, feature_mask=words, baselines=mask_id,
                                 attention_mask=attention_mask, **options)   # [B, T]
         print(name, spec.family, spec.cost(n_features))
@@ -14,7 +16,11 @@ line and tutorials can iterate over them without special cases::
 Every built method follows the uniform protocol
 ``attribute(inputs, target=None, feature_mask=None, baselines=mask_id,
 attention_mask=None, **options) -> Tensor [B, T]`` in Captum's FeatureAblation
-convention. Budgets that depend on the number of features ``n`` (``n_samples = 2 n``
+convention. Methods that mask features (``spec.masks``: SP-PI, MP-PI and the
+perturbation methods) take ``masking="delete"`` (their default) or
+``"replace"`` (see :mod:`captum_pi._core.masking`); under ``"replace"``,
+``baselines`` is the mask token. Integrated Gradients' baseline is always the
+replacement one (a path needs equal lengths). Budgets that depend on the number of features ``n`` (``n_samples = 2 n``
 for Kernel SHAP, Lime and MP-PI, ``n_steps`` for Integrated Gradients) are bound per
 row at call time, so one built method serves inputs of any length.
 
@@ -118,7 +124,11 @@ class MethodSpec:
         needs_hf_model (bool): True if the method differentiates through or reads
                     the attention of a Hugging Face model; False if any callable
                     returning per-position logits works.
-        uses_baselines (bool): True if ``baselines`` (the mask token id) is used.
+        uses_baselines (bool): True if ``baselines`` is used: the mask token id
+                    under ``masking="replace"`` (and Integrated Gradients'
+                    baseline), the token of an empty input under ``"delete"``.
+        masks (bool): True if the method masks features and so takes
+                    ``masking`` (``"delete"`` or ``"replace"``).
         default_target_type (str or None): The explained quantity when
                     ``target_type`` is not passed; None if the method ignores the
                     class (Random, A-Last).
@@ -139,6 +149,7 @@ class MethodSpec:
     paper_cost: Optional[str]
     needs_hf_model: bool
     uses_baselines: bool
+    masks: bool
     default_target_type: Optional[str]
     aggregation: Optional[str]
     stochastic: bool
@@ -158,6 +169,8 @@ def _integrated_gradients_cost(n: int) -> int:
     return 2 * default_n_steps(n) + 2
 
 
+_MASKING = ("sp-pi", "kernel-shap", "feature-ablation", "shapley-value-sampling", "shapley-values",
+            "lime", "mp-pi", "mp-pi-shapley")
 _STOCHASTIC = ("random", "kernel-shap", "shapley-value-sampling", "lime", "mp-pi", "mp-pi-shapley")
 
 
@@ -169,8 +182,8 @@ def _spec(
     return MethodSpec(
         name=name, title=title, family=family, factory=factory, cost=cost,
         cost_formula=cost_formula, paper_cost=paper_cost, needs_hf_model=hf,
-        uses_baselines=baselines, default_target_type=target_type, aggregation=aggregation,
-        stochastic=name in _STOCHASTIC,
+        uses_baselines=baselines, masks=name in _MASKING, default_target_type=target_type,
+        aggregation=aggregation, stochastic=name in _STOCHASTIC,
     )
 
 

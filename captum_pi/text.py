@@ -37,17 +37,22 @@ where only the premise's sentences are features.
 **Text after the last feature.** A suffix (``template="{} Sentiment:"``) is
 allowed, but it changes what intermediate predictions mean: the model's own
 prediction is read after the suffix, while Progressive Inference reads the
-prediction after feature *k* before the suffix was seen. SP-PI then no longer
-sums to ``f(x) - f(empty)`` and MP-PI's coalition values mix two kinds of
-predictions. A :class:`SuffixWarning` is issued (once per call site) when an input
-has one; prefer prompts whose fixed text comes first.
+prediction after feature *k* before the suffix was seen. Under either masking
+game SP-PI then no longer sums to ``f(x) - f(empty)`` and MP-PI's coalition values
+mix two kinds of predictions. A :class:`SuffixWarning` is issued (once per call
+site) when an input has one; prefer prompts whose fixed text comes first.
 
-**Masking rule.** A masked feature has every one of its tokens replaced by the
-token id of ``"..."`` (the paper's mask token, section 4), so the sequence keeps
-its length and positions stay aligned. :func:`mask_token_id` gives that id; the
-wrapper :class:`captum_pi.llm_attr.LLMClassifierAttribution` passes it as
-``baselines`` to every method, so comparisons are fair. A feature that is itself
-``"..."`` reads the same masked or not, as in the paper.
+**Masking games** (:mod:`captum_pi._core.masking`, one ``masking=`` keyword
+everywhere). ``"delete"`` (the default) removes every token of a masked feature
+and packs the rest to the left; under it Progressive Inference is exact by
+causality, and it needs no mask token. ``"replace"`` replaces every token of a
+masked feature with the token id of ``"..."`` (the paper's mask token, section 4),
+so the sequence keeps its length. :func:`mask_token_id` gives that id; the wrapper
+:class:`captum_pi.llm_attr.LLMClassifierAttribution` passes it as ``baselines`` to
+every method, so comparisons are fair. Under deletion, the input with every
+feature deleted keeps the fixed tokens (BOS, the template prefix); a text with no
+fixed token at all reads as the tokenizer's BOS token alone
+(:attr:`TextFeatureInput.empty_token_id`).
 """
 import bisect
 import os
@@ -65,7 +70,15 @@ from captum.attr._utils.interpretable_input import (
 )
 from torch import Tensor
 
-from captum_pi._core.progressive import FeatureLayout, build_feature_layouts, mask_features
+from captum_pi._core.masking import (  # noqa: F401 (SuffixWarning is re-exported)
+    DEFAULT_MASKING,
+    SUFFIX_MESSAGE,
+    MaskedInputs,
+    Masking,
+    SuffixWarning,
+    check_masking,
+)
+from captum_pi._core.progressive import FeatureLayout, build_feature_layouts
 
 LEVELS = ("token", "word", "sentence")
 MASK_TEXT = "..."
@@ -75,23 +88,11 @@ PYSBD_INSTALL = "pip install pysbd"
 Span = Tuple[int, int]
 
 
-class SuffixWarning(UserWarning):
-    r"""Text follows the last feature, so intermediate predictions are read before it."""
-
-
-SUFFIX_MESSAGE = (
-    "Fixed text follows the last feature. The model's own prediction is read after "
-    "it, but Progressive Inference reads the prediction after each feature before "
-    "it, so intermediate predictions no longer approximate predictions on masked "
-    "inputs (SP-PI attributions then do not sum to f(x) - f(empty)). Put fixed text "
-    "before the features (template='Instruction: {}') where the model allows it."
-)
-
-
 def mask_token_id(tokenizer: object, mask_text: str = MASK_TEXT) -> int:
     r"""
-    The token id that replaces every token of a masked feature: the id of
-    ``"..."`` (the paper's mask token), for every method and metric alike.
+    The token id that replaces every token of a masked feature under
+    ``masking="replace"``: the id of ``"..."`` (the paper's mask token), for
+    every method and metric alike.
 
     Args:
         tokenizer (PreTrainedTokenizerBase): The classifier's tokenizer.
@@ -368,8 +369,8 @@ class TextFeatureInput(InterpretableInput):
     decoder-only classifier, in Captum's ``InterpretableInput`` interface. The
     interpretable representation is a binary vector ``[1, n]`` (1 = feature
     present); the model input is the token ids with every token of an absent
-    feature replaced by the mask token (see :func:`mask_token_id`), so lengths and
-    positions never change.
+    feature deleted (``masking="delete"``, the default) or replaced by the mask
+    token (``masking="replace"``, see :func:`mask_token_id`).
 
     Fixed text (special tokens, the template around ``{}``) is never masked nor
     attributed; it carries -1 in :attr:`feature_mask`. Text after the features
@@ -389,6 +390,9 @@ class TextFeatureInput(InterpretableInput):
                     tokens (BOS, ...); they are fixed. Default: True
         language (str, optional): Language of the sentence splitter (pysbd).
                     Default: "en"
+        masking (str, optional): How absent features are masked: ``"delete"``
+                    or ``"replace"`` (see :mod:`captum_pi._core.masking`).
+                    Default: "delete"
 
     Attributes:
         text (str): The full text the model reads (template filled in).
@@ -404,7 +408,8 @@ class TextFeatureInput(InterpretableInput):
                     without surrounding whitespace.
         values (list of str): The text of each feature.
         n_itp_features (int): Number of features.
-        baselines (int): The mask token id.
+        baselines (int): The mask token id (used under ``masking="replace"``).
+        masking (str): ``"delete"`` or ``"replace"``.
 
     Examples::
 
@@ -412,8 +417,8 @@ class TextFeatureInput(InterpretableInput):
         >>>                        level="sentence", template="Review: {}")
         >>> inp.values
         >>> # ['Works well.', 'Made me dizzy.']
-        >>> inp.to_model_input(torch.tensor([[1, 0]]))
-        >>> # token ids with every token of 'Made me dizzy.' replaced by '...'
+        >>> inp.to_masked_text(torch.tensor([[1, 0]]))
+        >>> # ['Review: Works well.']: the tokens of 'Made me dizzy.' deleted
     """
 
     def __init__(
@@ -425,6 +430,7 @@ class TextFeatureInput(InterpretableInput):
         mask_token: Union[int, str, None] = None,
         add_special_tokens: bool = True,
         language: str = "en",
+        masking: str = DEFAULT_MASKING,
     ) -> None:
         if isinstance(text, (list, tuple)):
             raise ValueError(
@@ -439,6 +445,7 @@ class TextFeatureInput(InterpretableInput):
             raise ValueError("text is empty: there is nothing to explain.")
         _check_level(level)
         _check_fast(tokenizer)
+        check_masking(masking)
         prefix, suffix = _split_template(template)
         full_text = prefix + text + suffix
         slot = (len(prefix), len(prefix) + len(text))
@@ -461,6 +468,7 @@ class TextFeatureInput(InterpretableInput):
             offsets,
             resolve_mask_token(tokenizer, mask_token),
             explained_span=slot,
+            masking=masking,
         )
 
     @classmethod
@@ -473,6 +481,7 @@ class TextFeatureInput(InterpretableInput):
         mask_token: Union[int, str, None] = None,
         add_special_tokens: bool = True,
         language: str = "en",
+        masking: str = DEFAULT_MASKING,
     ) -> List["TextFeatureInput"]:
         r"""
         One :class:`TextFeatureInput` per text, all with the same level, template
@@ -492,6 +501,7 @@ class TextFeatureInput(InterpretableInput):
                         Default: None
             add_special_tokens (bool, optional): Default: True
             language (str, optional): Default: "en"
+            masking (str, optional): ``"delete"`` or ``"replace"``. Default: "delete"
 
         Returns:
             list of :class:`TextFeatureInput`, in the order of ``texts``.
@@ -515,11 +525,14 @@ class TextFeatureInput(InterpretableInput):
         _check_level(level)
         _check_fast(tokenizer)
         _split_template(template)
+        check_masking(masking)
         mask_id = resolve_mask_token(tokenizer, mask_token)
         inputs = []
         for index, text in enumerate(texts):
             try:
-                inputs.append(cls(text, tokenizer, level, template, mask_id, add_special_tokens, language))
+                inputs.append(
+                    cls(text, tokenizer, level, template, mask_id, add_special_tokens, language, masking)
+                )
             except ValueError as error:
                 raise ValueError(f"texts[{index}]: {error}") from error
         return inputs
@@ -534,6 +547,7 @@ class TextFeatureInput(InterpretableInput):
         mask_token: Union[int, str, None] = None,
         add_special_tokens: bool = True,
         language: str = "en",
+        masking: str = DEFAULT_MASKING,
     ) -> "TextFeatureInput":
         r"""
         The paper's NLI layout ``"[Assertion]: hypothesis [Document]: premise"``
@@ -550,9 +564,10 @@ class TextFeatureInput(InterpretableInput):
                         Default: None
             add_special_tokens (bool, optional): Default: True
             language (str, optional): Default: "en"
+            masking (str, optional): ``"delete"`` or ``"replace"``. Default: "delete"
         """
         template = fixed_template(NLI_PREFIX.format(hypothesis=hypothesis))
-        return cls(premise, tokenizer, level, template, mask_token, add_special_tokens, language)
+        return cls(premise, tokenizer, level, template, mask_token, add_special_tokens, language, masking)
 
     @classmethod
     def from_token_features(
@@ -564,6 +579,7 @@ class TextFeatureInput(InterpretableInput):
         offsets: Sequence[Span],
         mask_token: Union[int, str, None] = None,
         level: str = "token",
+        masking: str = DEFAULT_MASKING,
     ) -> "TextFeatureInput":
         r"""
         Builds the input from token ids, a feature mask and the character span of
@@ -578,6 +594,7 @@ class TextFeatureInput(InterpretableInput):
             offsets (list of (int, int)): Character span of each token.
             mask_token (int or str, optional): Default: None (the id of "...")
             level (str, optional): Name of the feature level. Default: "token"
+            masking (str, optional): ``"delete"`` or ``"replace"``. Default: "delete"
         """
         input_ids = torch.as_tensor(input_ids, dtype=torch.long).reshape(1, -1)
         feature_mask = torch.as_tensor(feature_mask, dtype=torch.long).reshape(1, -1)
@@ -589,6 +606,7 @@ class TextFeatureInput(InterpretableInput):
         inp._setup(
             text, tokenizer, level, input_ids, feature_mask,
             [tuple(span) for span in offsets], resolve_mask_token(tokenizer, mask_token),
+            masking=check_masking(masking),
         )
         return inp
 
@@ -602,6 +620,7 @@ class TextFeatureInput(InterpretableInput):
         offsets: List[Span],
         mask_id: int,
         explained_span: Optional[Span] = None,
+        masking: str = DEFAULT_MASKING,
     ) -> None:
         self.text = text
         self.explained_span = (0, len(text)) if explained_span is None else explained_span
@@ -612,6 +631,7 @@ class TextFeatureInput(InterpretableInput):
         self.feature_mask = feature_mask
         self.offsets = offsets
         self.baselines = mask_id
+        self.masking = masking
         if not bool((feature_mask >= 0).any()):
             raise ValueError("text is empty: none of its tokens forms a feature.")
         self.layout: FeatureLayout = build_feature_layouts(input_ids, feature_mask)[0]
@@ -651,8 +671,32 @@ class TextFeatureInput(InterpretableInput):
 
     @property
     def mask_token_id(self) -> int:
-        r"""The token id that replaces every token of a masked feature."""
+        r"""The token id that replaces every token of a masked feature under
+        ``masking="replace"``."""
         return self.baselines
+
+    @property
+    def empty_token_id(self) -> int:
+        r"""The token read as the input with every feature deleted when the input
+        has no fixed token (under ``masking="delete"``): the tokenizer's BOS token,
+        else its EOS token, else the mask token."""
+        for name in ("bos_token_id", "eos_token_id"):
+            token = getattr(self.tokenizer, name, None)
+            if isinstance(token, int) and token >= 0:
+                return token
+        return self.baselines
+
+    def masking_game(self, masking: Optional[str] = None) -> Masking:
+        r"""The :class:`~captum_pi._core.masking.Masking` of this input: its own
+        rule, or ``masking`` when given, with the token that rule needs."""
+        rule = self.masking if masking is None else check_masking(masking)
+        return Masking(rule, self.baselines if rule == "replace" else self.empty_token_id)
+
+    def baselines_for(self, masking: Optional[str] = None) -> int:
+        r"""The ``baselines`` to pass to a method under ``masking`` (the input's own
+        rule when None): the mask token under ``"replace"``, the token of the empty
+        input under ``"delete"``."""
+        return int(self.masking_game(masking).token)
 
     def to_tensor(self) -> Tensor:
         r"""The interpretable representation: ``[1, n]`` ones (every feature present)."""
@@ -668,11 +712,26 @@ class TextFeatureInput(InterpretableInput):
                         Default: None
 
         Returns:
-            LongTensor ``[P, T]`` (``[1, T]`` for None): every token of an absent
-            feature replaced by the mask token, fixed tokens kept.
+            LongTensor ``[P, L]`` (``[1, T]`` for None): fixed tokens kept; every
+            token of an absent feature deleted (rows right-padded, see
+            :meth:`to_masked_inputs` for their attention mask) or, under
+            ``masking="replace"``, replaced by the mask token.
         """
         if perturbed_tensor is None:
             return self.input_ids.clone()
+        return self.to_masked_inputs(perturbed_tensor).input_ids
+
+    def to_masked_inputs(self, perturbed_tensor: Tensor, masking: Optional[str] = None) -> MaskedInputs:
+        r"""
+        The model inputs of the masked copies, with attention mask and final
+        positions (:class:`~captum_pi._core.masking.MaskedInputs`).
+
+        Args:
+            perturbed_tensor (Tensor): ``[P, n]`` or ``[n]``; nonzero entries mark
+                        present features.
+            masking (str, optional): Overrides the input's masking rule.
+                        Default: None
+        """
         present = torch.as_tensor(perturbed_tensor)
         if present.dim() == 1:
             present = present.unsqueeze(0)
@@ -681,12 +740,18 @@ class TextFeatureInput(InterpretableInput):
                 f"perturbed_tensor must be [P, {self.n_itp_features}] (one entry per "
                 f"feature), got {tuple(present.shape)}."
             )
-        return mask_features(self.input_ids[0], self.layout, present.cpu() != 0, self.baselines)
+        return self.masking_game(masking).apply(self.input_ids[0], self.layout, present.cpu() != 0)
 
     def to_masked_text(self, perturbed_tensor: Optional[Tensor] = None) -> List[str]:
         r"""The decoded text of :meth:`to_model_input`: what the model reads, one
-        string per row (masked tokens show as the mask text)."""
-        return [self.tokenizer.decode(row.tolist()) for row in self.to_model_input(perturbed_tensor)]
+        string per row (replaced tokens show as the mask text)."""
+        if perturbed_tensor is None:
+            return [self.tokenizer.decode(self.input_ids[0].tolist())]
+        masked = self.to_masked_inputs(perturbed_tensor)
+        return [
+            self.tokenizer.decode(row[: int(final) + 1].tolist())
+            for row, final in zip(masked.input_ids, masked.final)
+        ]
 
     def format_attr(self, itp_attr: Tensor) -> Tensor:
         r"""Attributions stay one per feature, ``[*, n]``."""
@@ -695,7 +760,7 @@ class TextFeatureInput(InterpretableInput):
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(level={self.level!r}, n_itp_features={self.n_itp_features}, "
-            f"values={self.values!r})"
+            f"masking={self.masking!r}, values={self.values!r})"
         )
 
 

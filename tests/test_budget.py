@@ -74,7 +74,7 @@ def _attribute(method, model, ids, features, **options):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         attr = method.attribute(
-            ids, target=2, feature_mask=features, baselines=MASK_ID, target_type="logit", **options
+            ids, target=2, feature_mask=features, baselines=MASK_ID, masking="replace", target_type="logit", **options
         )
     return feature_attributions(attr, features)[0].double(), _budget_warnings(caught)
 

@@ -77,7 +77,7 @@ def test_perturbation_methods_recover_additive_contributions(make, options, pert
 )
 def test_fixed_tokens_are_never_masked_and_features_are_masked_whole(method):
     model = AdditiveLogits()
-    method(model).attribute(IDS, target=0, feature_mask=WORDS, baselines=MASK_ID, seed=1)
+    method(model).attribute(IDS, target=0, feature_mask=WORDS, baselines=MASK_ID, masking="replace", seed=1)
     seen = torch.cat(model.seen)
     fixed = WORDS[0] < 0
     assert torch.equal(seen[:, fixed], IDS[:, fixed].expand(seen.shape[0], -1))
@@ -91,7 +91,7 @@ def test_fixed_tokens_are_never_masked_and_features_are_masked_whole(method):
 def test_feature_ablation_on_a_hf_model_equals_masked_predictions():
     model = tiny_classifier("llama")
     mask_id = 3
-    attr = TokenFeatureAblation(model).attribute(IDS, feature_mask=WORDS, baselines=mask_id)
+    attr = TokenFeatureAblation(model).attribute(IDS, feature_mask=WORDS, baselines=mask_id, masking="replace")
     with torch.no_grad():
         probs = torch.softmax(model(IDS).logits[0], -1)
         target = int(probs.argmax())
@@ -213,11 +213,19 @@ def test_gradient_methods_reject_plain_callables():
             method(RunningSumClassifier())
 
 
-def test_perturbation_methods_need_a_mask_token():
-    with pytest.raises(ValueError, match="baselines"):
-        TokenKernelShap(RunningSumClassifier()).attribute(IDS, feature_mask=WORDS)
-    with pytest.raises(ValueError, match="baselines"):
+def test_perturbation_methods_need_a_mask_token_to_replace_and_none_to_delete():
+    with pytest.raises(ValueError, match="masking='replace' needs `baselines`"):
+        TokenKernelShap(RunningSumClassifier()).attribute(IDS, feature_mask=WORDS, masking="replace")
+    with pytest.raises(ValueError, match="needs `baselines`"):
         TokenIntegratedGradients(tiny_classifier("gpt2")).attribute(IDS, feature_mask=WORDS)
+    with pytest.raises(ValueError, match="has no such path"):
+        TokenIntegratedGradients(tiny_classifier("gpt2")).attribute(
+            IDS, feature_mask=WORDS, baselines=MASK_ID, masking="delete"
+        )
+    with pytest.raises(ValueError, match="masking must be one of"):
+        TokenKernelShap(RunningSumClassifier()).attribute(IDS, feature_mask=WORDS, masking="drop")
+    attr = TokenKernelShap(RunningSumClassifier()).attribute(IDS, target=0, feature_mask=WORDS, seed=0)
+    assert torch.isfinite(attr).all()
 
 
 def test_single_feature_rows():
@@ -252,7 +260,7 @@ def test_shapley_values_on_a_hf_model_equal_brute_force():
             logits = model(torch.where(keep, IDS[0], torch.tensor(mask_id))[None]).logits[0]
         return float(torch.softmax(logits.double(), -1)[2])
 
-    attr = TokenShapleyValues(model).attribute(IDS, target=2, feature_mask=WORDS, baselines=mask_id)
+    attr = TokenShapleyValues(model).attribute(IDS, target=2, feature_mask=WORDS, baselines=mask_id, masking="replace")
     torch.testing.assert_close(_phi(attr), exact_shapley(value, N_WORDS), atol=1e-6, rtol=0)
 
 
@@ -260,7 +268,7 @@ def test_shapley_values_on_a_hf_model_equal_brute_force():
 def test_shapley_values_evaluate_each_coalition_once(target, prediction_pass):
     model = AdditiveLogits()
     TokenShapleyValues(model).attribute(
-        IDS, target=target, feature_mask=WORDS, baselines=MASK_ID, perturbations_per_eval=3
+        IDS, target=target, feature_mask=WORDS, baselines=MASK_ID, masking="replace", perturbations_per_eval=3
     )
     rows = torch.cat(model.seen)
     # Captum asks for 1 + n * n! = 97 values; the model sees the 2^n coalitions once

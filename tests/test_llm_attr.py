@@ -78,34 +78,40 @@ def test_every_method_recovers_additive_logits(tokenizer, additive, name, pertur
     assert torch.allclose(result.seq_attr, expected, atol=1e-5), (name, result.seq_attr, expected)
 
 
-def brute_force_value(model, inp, coalition, target):
+def brute_force_value(model, inp, coalition, target, masking="replace"):
     r"""P(target) at the final token of the input with features outside ``coalition``
-    masked, by building the ids by hand and calling the model's own forward."""
-    ids = inp.input_ids[0].clone()
-    for position, feature in enumerate(inp.feature_mask[0].tolist()):
-        if feature >= 0 and feature not in coalition:
-            ids[position] = inp.baselines
+    masked (replaced by the mask token, or deleted), by building the ids by hand and
+    calling the model's own forward."""
+    ids = []
+    for token, feature in zip(inp.input_ids[0].tolist(), inp.feature_mask[0].tolist()):
+        if feature < 0 or feature in coalition:
+            ids.append(token)
+        elif masking == "replace":
+            ids.append(inp.baselines)
+    ids = torch.tensor(ids)
     with torch.no_grad():
         logits = model(input_ids=ids[None]).logits[0]
     return float(torch.softmax(logits.double(), -1)[target])
 
 
+@pytest.mark.parametrize("masking", ["delete", "replace"])
 @pytest.mark.parametrize("perturbations_per_eval", [1, 4])
-def test_captum_methods_on_a_hf_classifier_match_brute_force(tokenizer, gpt2, perturbations_per_eval):
-    inp = TextFeatureInput(TEXT, tokenizer, level="sentence", template="Review: {}")
+def test_captum_methods_on_a_hf_classifier_match_brute_force(tokenizer, gpt2, perturbations_per_eval, masking):
+    inp = TextFeatureInput(TEXT, tokenizer, level="sentence", template="Review: {}", masking=masking)
     n = inp.n_itp_features
     target = 2
     every = set(range(n))
-    full = brute_force_value(gpt2, inp, every, target)
+    full = brute_force_value(gpt2, inp, every, target, masking)
     ablation = LLMClassifierAttribution(FeatureAblation(gpt2), tokenizer).attribute(
         inp, target="positive", perturbations_per_eval=perturbations_per_eval
     )
-    expected = [full - brute_force_value(gpt2, inp, every - {k}, target) for k in range(n)]
+    expected = [full - brute_force_value(gpt2, inp, every - {k}, target, masking) for k in range(n)]
     assert torch.allclose(ablation.seq_attr, torch.tensor(expected, dtype=torch.float64), atol=1e-5)
+    assert ablation.masking == masking and ablation.to_dict()["masking"] == masking
     shapley = LLMClassifierAttribution(ShapleyValues(gpt2), tokenizer).attribute(
         inp, target=target, perturbations_per_eval=perturbations_per_eval
     )
-    exact = exact_shapley(lambda s: brute_force_value(gpt2, inp, s, target), n)
+    exact = exact_shapley(lambda s: brute_force_value(gpt2, inp, s, target, masking), n)
     assert torch.allclose(shapley.seq_attr, exact, atol=1e-5)
     assert ablation.output_probs.item() == pytest.approx(full, abs=1e-6)
 
@@ -180,7 +186,9 @@ def test_captum_inputs_are_attributed_in_their_own_feature_order(tokenizer, gpt2
     assert result.input_tokens == ["great", "Dinner"]
     assert result.seq_attr.tolist() == [11.0, 1.0]  # "Dinner" is read first
     tokens = TextTokenInput("It works", tokenizer, skip_tokens=["<bos>"])
-    exact = LLMClassifierAttribution(ShapleyValues(gpt2), tokenizer).attribute(tokens, target=1)
+    exact = LLMClassifierAttribution(ShapleyValues(gpt2), tokenizer, masking="replace").attribute(
+        tokens, target=1
+    )
     view = SimpleNamespace(
         input_ids=tokens.inp_tensor,
         feature_mask=torch.tensor([[-1] + list(range(tokens.n_itp_features))]),

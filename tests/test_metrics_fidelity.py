@@ -42,7 +42,7 @@ def test_fidelity_gap_sees_a_fixed_suffix_that_intermediate_predictions_ignore()
 def test_fidelity_gap_on_tiny_gpt2_is_nonzero_and_matches_hugging_face():
     model = tiny_classifier("gpt2")
     mask_id = 3
-    result = progressive_fidelity(model, WORD_IDS, feature_mask=WORDS, baselines=mask_id)
+    result = progressive_fidelity(model, WORD_IDS, feature_mask=WORDS, baselines=mask_id, masking="replace")
     target = int(result.targets[0])
     ends = [2, 3, 6, 7, 9]
     with torch.no_grad():

@@ -19,7 +19,7 @@ def test_exact_shapley_splits_a_pairwise_interaction_equally(perturbations_per_e
     model = AdditiveLogitModel(GAME_SCORES, interaction=2.0, pair=(31, 35))
     forward = PerPositionForward(model)
     result = shapley_values(
-        forward, GAME_IDS, target=1, feature_mask=GAME_FEATURES, baselines=MASK_ID,
+        forward, GAME_IDS, target=1, feature_mask=GAME_FEATURES, baselines=MASK_ID, masking="replace",
         target_type="logit", perturbations_per_eval=perturbations_per_eval,
     )
     expected = [1.0, -2.0 + 1.0, 0.5, 3.0, -0.25, 0.75 + 1.0, 1.5]
@@ -60,7 +60,7 @@ def test_exact_shapley_on_tiny_gpt2_matches_brute_force_with_padding():
     words = torch.tensor([[-1, 0, 1, 1, 2, 3, 4, 5], [-1, 0, 0, 1, 2, -1, -1, -1]])
     attention = torch.tensor([[1] * 8, [1] * 5 + [0] * 3])
     result = shapley_values(
-        model, ids, feature_mask=words, baselines=mask_id, attention_mask=attention, perturbations_per_eval=20
+        model, ids, feature_mask=words, baselines=mask_id, masking="replace", attention_mask=attention, perturbations_per_eval=20
     )
     assert result.n_rows == 2 ** 6 + 2 ** 3
     for row, length, n in [(0, 8, 6), (1, 5, 3)]:
@@ -100,11 +100,11 @@ def test_agreement_of_shapley_values_with_themselves_is_perfect():
     model = AdditiveLogitModel(GAME_SCORES, interaction=-1.0, pair=(30, 36))
     first = shapley_agreement(
         model, GAME_IDS, torch.tensor([list(GAME_SCORES.values())]), target=1, feature_mask=GAME_FEATURES,
-        baselines=MASK_ID, target_type="logit",
+        baselines=MASK_ID, masking="replace", target_type="logit",
     )
     assert first.n_rows == 128
     again = shapley_agreement(
-        model, GAME_IDS, first.shapley.values, feature_mask=GAME_FEATURES, baselines=MASK_ID, shapley=first.shapley
+        model, GAME_IDS, first.shapley.values, feature_mask=GAME_FEATURES, baselines=MASK_ID, masking="replace", shapley=first.shapley
     )
     assert again.cosine[0] == pytest.approx(1.0)
     assert again.relative_l2[0] == pytest.approx(0.0, abs=1e-6)
@@ -146,7 +146,7 @@ def test_progressive_game_on_tiny_gpt2_matches_brute_force_and_differs_from_mask
     ids = torch.tensor([[BOS, 12, 40, 41, 7, 33, 20, 9], [BOS, 50, 51, 17, 22, 0, 0, 0]])
     words = torch.tensor([[-1, 0, 1, 1, 2, 3, 4, 5], [-1, 0, 0, 1, 2, -1, -1, -1]])
     attention = torch.tensor([[1] * 8, [1] * 5 + [0] * 3])
-    common = dict(target=1, feature_mask=words, baselines=mask_id, attention_mask=attention)
+    common = dict(target=1, feature_mask=words, baselines=mask_id, masking="replace", attention_mask=attention)
     pi_game = progressive_shapley_values(model, ids, perturbations_per_eval=20, **common)
     masking_game = shapley_values(model, ids, **common)
     for row, length, n in [(0, 8, 6), (1, 5, 3)]:
@@ -161,7 +161,7 @@ def test_multi_pass_converges_to_the_progressive_game_not_the_masking_game():
     mask_id = 3
     ids = torch.tensor([[BOS, 12, 40, 41, 7, 33, 20, 9]])
     words = torch.tensor([[-1, 0, 1, 1, 2, 3, 4, 4]])
-    common = dict(target=1, feature_mask=words, baselines=mask_id)
+    common = dict(target=1, feature_mask=words, baselines=mask_id, masking="replace")
     pi_game = progressive_shapley_values(model, ids, **common).values[0].float()
     masking_game = shapley_values(model, ids, **common).values[0].float()
     estimate = torch.stack([
@@ -178,4 +178,4 @@ def test_progressive_game_rejects_rows_with_too_many_features():
     with pytest.raises(ValueError, match="5 features > max_exact_features=4"):
         progressive_shapley_values(model, WORD_IDS, feature_mask=WORDS, baselines=MASK_ID, max_exact_features=4)
     with pytest.raises(ValueError, match="needs `baselines`"):
-        progressive_shapley_values(model, WORD_IDS, feature_mask=WORDS)
+        progressive_shapley_values(model, WORD_IDS, feature_mask=WORDS, masking="replace")

@@ -138,7 +138,7 @@ def test_activation_study_on_tiny_gpt2_matches_hugging_face_predictions_on_maske
     words = torch.tensor([[-1, 0, 1, 1, 2, 3, 4]])
     attributions = torch.tensor([[0.2, -0.4, 0.9, 0.0, -0.1]])
     mask_id = 3
-    result = activation_study(model, ids, attributions, target=2, feature_mask=words, baselines=mask_id)
+    result = activation_study(model, ids, attributions, target=2, feature_mask=words, baselines=mask_id, masking="replace")
     order = [2, 0, 3, 4, 1]
     expected = []
     for j in range(6):
@@ -150,8 +150,10 @@ def test_activation_study_on_tiny_gpt2_matches_hugging_face_predictions_on_maske
 
 
 def test_invalid_arguments_are_rejected_with_clear_messages():
-    with pytest.raises(ValueError, match="baselines"):
-        activation_study(ADDITIVE, IDS, torch.tensor([S]), feature_mask=FEATURES)
+    with pytest.raises(ValueError, match="masking='replace' needs `baselines`"):
+        activation_study(ADDITIVE, IDS, torch.tensor([S]), feature_mask=FEATURES, masking="replace")
+    with pytest.raises(ValueError, match="masking must be one of"):
+        aopc(ADDITIVE, IDS, torch.tensor([S]), feature_mask=FEATURES, masking="mask")
     with pytest.raises(ValueError, match=r"per feature \[B, 5\] or per token \[B, 6\]"):
         activation_study(ADDITIVE, IDS, torch.zeros(1, 4), feature_mask=FEATURES, baselines=MASK_ID)
     with pytest.raises(ValueError, match="finite"):

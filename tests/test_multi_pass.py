@@ -83,7 +83,7 @@ def test_efficiency_and_cost(perturbations_per_eval):
     model = tiny_classifier("gpt2")
     mp = MultiPassProgressive(model)
     ids = torch.randint(1, 64, (2, 12), generator=torch.Generator().manual_seed(0))
-    attr = mp.attribute(ids, feature_mask=PAIRS, baselines=3, n_samples=15, seed=1,
+    attr = mp.attribute(ids, feature_mask=PAIRS, baselines=3, masking="replace", n_samples=15, seed=1,
                         perturbations_per_eval=perturbations_per_eval)
     logits = mp.per_position(ids)[:, -1]
     empty = mp.per_position(torch.full_like(ids, 3))[:, -1]
@@ -148,7 +148,8 @@ def test_progress_bar(capsys):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(baselines=None), "needs `baselines`"),
+        (dict(baselines=None, masking="replace"), "needs `baselines`"),
+        (dict(masking="remove"), "masking must be one of"),
         (dict(n_samples=2), "must be an int >= 3"),
         (dict(perturbations_per_eval=0), "perturbations_per_eval must be a positive int"),
         (dict(weighting="uniform"), "weighting must be one of"),

@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from captum_pi import PerPositionForward, SinglePassProgressive, feature_attributions
-from captum_pi._core.progressive import build_feature_layouts, mask_features
+from captum_pi._core.progressive import build_feature_layouts
 from toy_models import ARCHITECTURES, tiny_classifier
 
 
@@ -106,14 +106,6 @@ def test_layout_spans_and_prefix():
     assert layout.ends.tolist() == [3, 4, 6]
     assert layout.prefix_end == 1
     assert layout.length == 8
-
-
-def test_mask_features_replaces_inactive_spans_and_keeps_fixed_tokens():
-    ids = torch.arange(1, 8)[None]
-    (layout,) = build_feature_layouts(ids, torch.tensor([[-1, 0, 0, 1, 2, 2, -1]]))
-    active = torch.tensor([[True, False, True], [False, True, False]])
-    masked = mask_features(ids[0], layout, active, 99)
-    assert masked.tolist() == [[1, 2, 3, 99, 5, 6, 7], [1, 99, 99, 4, 99, 99, 7]]
 
 
 def test_feature_attributions_reads_one_value_per_feature_and_pads_with_nan():

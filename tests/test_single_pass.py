@@ -40,7 +40,7 @@ def test_local_accuracy(architecture):
     model = tiny_classifier(architecture)
     ids = torch.randint(1, 64, (2, 9), generator=torch.Generator().manual_seed(1))
     sp = SinglePassProgressive(model)
-    attr = sp.attribute(ids, feature_mask=WORDS, baselines=3)
+    attr = sp.attribute(ids, feature_mask=WORDS, baselines=3, masking="replace")
     probs = torch.softmax(sp.per_position(ids)[:, -1], -1)
     target = probs.argmax(-1)
     empty = torch.full_like(ids, 3)
@@ -85,6 +85,8 @@ def test_default_target_is_predicted_class():
 
 def test_needs_baseline_without_prefix_token():
     with pytest.raises(ValueError, match="pass the mask token id as `baselines`"):
+        SinglePassProgressive(RunningSumClassifier()).attribute(IDS, feature_mask=WORDS, masking="replace")
+    with pytest.raises(ValueError, match="deleting every feature leaves an empty input"):
         SinglePassProgressive(RunningSumClassifier()).attribute(IDS, feature_mask=WORDS)
 
 

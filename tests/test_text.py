@@ -156,14 +156,16 @@ def test_mask_token_is_the_single_token_of_the_ellipsis(tokenizer):
 
 def expected_masked_text(inp: TextFeatureInput, present: torch.Tensor, tokenizer) -> str:
     r"""Built from character offsets, independently of the masking code: kept tokens
-    keep their characters, masked tokens read "...", BOS reads "<bos>"."""
+    keep their characters, masked tokens read "..." (or nothing when deleted), BOS
+    reads "<bos>"."""
     pieces, end_so_far = [], 0
     for position, ((start, end), feature) in enumerate(zip(inp.offsets, inp.feature_mask[0].tolist())):
         if position == 0:
             pieces.append(tokenizer.bos_token)
             continue
         if feature >= 0 and not present[feature]:
-            pieces.append("...")
+            if inp.masking == "replace":
+                pieces.append("...")
         else:
             pieces.append(inp.text[max(start, end_so_far):end])
         end_so_far = max(end_so_far, end)
@@ -172,7 +174,7 @@ def expected_masked_text(inp: TextFeatureInput, present: torch.Tensor, tokenizer
 
 @pytest.mark.parametrize("level", LEVELS)
 def test_masks_round_trip_into_ids_and_text(tokenizer, level):
-    inp = TextFeatureInput(ABBREVIATIONS, tokenizer, level=level, template="Review: {}")
+    inp = TextFeatureInput(ABBREVIATIONS, tokenizer, level=level, template="Review: {}", masking="replace")
     mask_id = mask_token_id(tokenizer)
     generator = torch.Generator().manual_seed(0)
     present = torch.rand(6, inp.n_itp_features, generator=generator) > 0.5
@@ -246,3 +248,31 @@ def test_unsupported_inputs_are_rejected(tokenizer):
     callable_template = TextTemplateInput(lambda a: f"{a}!", values=["Hi"])
     with pytest.raises(ValueError, match="callable template"):
         adapt_input(callable_template, tokenizer)
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_deletion_keeps_fixed_tokens_and_removes_absent_features_whole(tokenizer, level):
+    inp = TextFeatureInput(ABBREVIATIONS, tokenizer, level=level, template="Review: {}")
+    assert inp.masking == "delete"
+    present = torch.rand(6, inp.n_itp_features, generator=torch.Generator().manual_seed(1)) > 0.5
+    masked = inp.to_masked_inputs(present.float())
+    features, original = inp.feature_mask[0], inp.input_ids[0]
+    for row in range(6):
+        kept = (features < 0) | present[row][features.clamp(min=0)]
+        length = int(kept.sum())
+        assert int(masked.final[row]) == length - 1
+        assert masked.attention_mask[row].tolist() == [1] * length + [0] * (masked.input_ids.shape[1] - length)
+        assert torch.equal(masked.input_ids[row, :length], original[kept])
+        assert inp.to_masked_text(present[row : row + 1])[0] == expected_masked_text(inp, present[row], tokenizer)
+    nobody = inp.to_masked_text(torch.zeros(1, inp.n_itp_features))[0]
+    assert nobody == tokenizer.bos_token + "Review: "
+
+
+def test_text_without_fixed_tokens_reads_the_bos_token_as_its_empty_input(tokenizer):
+    inp = TextFeatureInput("Works well.", tokenizer, level="word", add_special_tokens=False)
+    assert bool((inp.feature_mask >= 0).all())
+    empty = inp.to_masked_inputs(torch.zeros(1, inp.n_itp_features))
+    assert empty.input_ids[0, : int(empty.final[0]) + 1].tolist() == [tokenizer.bos_token_id]
+    assert inp.baselines_for("replace") == mask_token_id(tokenizer)
+    with pytest.raises(ValueError, match="masking must be one of"):
+        TextFeatureInput("Works well.", tokenizer, masking="erase")

@@ -12,12 +12,12 @@ with Captum's FeatureAblation convention (every token of feature ``k`` carries
 :class:`TokenKernelShap`, :class:`TokenLime`)
 run Captum on each row's interpretable representation: a ``[1, n]`` vector of ones
 (every feature present) with baseline 0 (absent). The forward function Captum sees
-turns each presence vector into token ids with the core's
-:func:`~captum_pi._core.progressive.mask_features` (every token of an absent feature
-becomes the mask token ``baselines``; fixed tokens are never touched) and returns the
-explained value at the final token, read with
-:class:`~captum_pi.PerPositionForward`. This is exactly the masking rule of SP-PI,
-MP-PI and the metrics, and it sidesteps Captum's handling of ``feature_mask`` ids
+turns each presence vector into model inputs with the masking game of
+:mod:`captum_pi._core.masking` (``masking="delete"``, the default, removes the tokens
+of absent features; ``"replace"`` replaces them with the mask token ``baselines``;
+fixed tokens are never touched) and returns the explained value at the final
+token, read with :class:`~captum_pi.PerPositionForward`. This is exactly the masking
+of SP-PI, MP-PI and the metrics, and it sidesteps Captum's handling of ``feature_mask`` ids
 (Captum treats every id, -1 included, as a feature, and Lime/KernelShap shift a
 minimum of -1 to 0). Captum does the sampling, batching
 (``perturbations_per_eval``), weighting and regression.
@@ -50,6 +50,12 @@ from captum.log import log_usage
 from torch import Tensor, nn
 
 from captum_pi._core.budget import CompletenessWarning, check_regression_design
+from captum_pi._core.masking import (
+    DEFAULT_MASKING,
+    Masking,
+    check_masking,
+    resolve_masking,
+)
 from captum_pi._core.model_passes import (
     FinalTokenForward,
     attention_mask_or_ones,
@@ -60,11 +66,9 @@ from captum_pi._core.progressive import (
     PerPositionForward,
     TargetType,
     build_feature_layouts,
-    check_baseline,
     check_target_type,
     expand_to_tokens,
     explained_value,
-    mask_features,
     resolve_targets,
     vocab_size_of,
 )
@@ -85,14 +89,14 @@ class _MaskedValue:
         per_position: PerPositionForward,
         input_ids: Tensor,
         layout: FeatureLayout,
-        baseline: int,
+        masking: Masking,
         target: int,
         target_type: str,
     ) -> None:
         self.per_position = per_position
         self.input_ids = input_ids
         self.layout = layout
-        self.baseline = baseline
+        self.masking = masking
         self.target = target
         self.target_type = target_type
         self.presences: List[Tensor] = []
@@ -100,9 +104,9 @@ class _MaskedValue:
     def __call__(self, presence: Tensor) -> Tensor:
         active = presence.detach().cpu() > 0.5
         self.presences.append(active)
-        masked = mask_features(self.input_ids, self.layout, active, self.baseline)
-        logits = self.per_position(masked)[:, -1].cpu()
-        return explained_value(logits, self.target, self.target_type)
+        masked = self.masking.apply(self.input_ids, self.layout, active)
+        logits = self.per_position(masked.input_ids, masked.attention_mask).cpu()
+        return explained_value(logits[torch.arange(len(masked)), masked.final], self.target, self.target_type)
 
     def coalitions(self) -> np.ndarray:
         r"""Every presence vector evaluated so far, ``[m, n]`` (0/1)."""
@@ -144,6 +148,7 @@ class _FeaturePerturbation(PerturbationAttribution):
         perturbations_per_eval: int = 16,
         seed: Optional[int] = None,
         show_progress: bool = False,
+        masking: str = DEFAULT_MASKING,
     ) -> Tensor:
         r"""
         Args:
@@ -157,8 +162,11 @@ class _FeaturePerturbation(PerturbationAttribution):
                         in order, each one contiguous span; -1 for tokens that are
                         never masked (BOS, template, padding). None makes every
                         non-padding token a feature. Default: None
-            baselines (int): Mask token id that replaces every token of an absent
-                        feature. Required.
+            baselines (int, optional): Under ``masking="replace"`` the mask token
+                        id that replaces every token of an absent feature, required.
+                        Under ``"delete"`` only needed for rows without any fixed
+                        token: the token read as their empty input (e.g. BOS).
+                        Default: None
             attention_mask (Tensor, optional): ``[B, T]`` right-padding mask.
                         Default: None
             target_type (str, optional): ``"prob"``, ``"logit"`` or ``"log_prob"`` of
@@ -180,6 +188,8 @@ class _FeaturePerturbation(PerturbationAttribution):
                         generator's state is restored afterwards. None leaves the
                         generator alone. Default: None
             show_progress (bool, optional): Captum's progress bar. Default: False
+            masking (str, optional): ``"delete"`` or ``"replace"`` (see
+                        :mod:`captum_pi._core.masking`). Default: "delete"
 
         Returns:
             Tensor ``[B, T]`` (float32): every token of feature ``k`` carries
@@ -194,18 +204,14 @@ class _FeaturePerturbation(PerturbationAttribution):
             raise ValueError(f"n_samples must be a positive int or None, got {n_samples!r}.")
         layouts = build_feature_layouts(inputs, feature_mask, attention_mask)
         self._check_layouts(layouts)
-        baseline = check_baseline(baselines, vocab_size_of(self.per_position))
-        if baseline is None:
-            raise ValueError(
-                f"{type(self).__name__} needs `baselines`: the mask token id that replaces "
-                "every token of an absent feature."
-            )
+        masking = resolve_masking(masking, baselines, vocab_size_of(self.per_position), type(self).__name__)
+        masking.check_layouts(layouts, type(self).__name__)
         targets = _prediction_targets(self.per_position, inputs, attention_mask, layouts, target)
         phis: List[Tensor] = []
         for row, layout in enumerate(layouts):
             value_of = _MaskedValue(
                 self.per_position, inputs[row, : layout.length].cpu(), layout,
-                baseline, int(targets[row]), target_type,
+                masking, int(targets[row]), target_type,
             )
             presence = torch.ones(1, layout.n_features)
             with _seeded(seed):
@@ -271,7 +277,7 @@ def _regression_budget(n_features: int, n_samples: Optional[int]) -> int:
 class TokenFeatureAblation(_FeaturePerturbation):
     r"""
     Captum's :class:`~captum.attr.FeatureAblation` on token ids with the package's
-    masking rule: ``phi_k = f(x) - f(x with feature k masked)``.
+    masking game: ``phi_k = f(x) - f(x with feature k masked)``.
 
     Cost: ``n + 1`` forward passes per row (Captum evaluates the unmasked input, then
     one ablation per feature), plus the prediction pass when ``target`` is None.
@@ -305,7 +311,7 @@ class TokenFeatureAblation(_FeaturePerturbation):
 class TokenShapleyValueSampling(_FeaturePerturbation):
     r"""
     Captum's :class:`~captum.attr.ShapleyValueSampling` on token ids with the
-    package's masking rule: Shapley values estimated from ``n_samples`` random
+    package's masking game: Shapley values estimated from ``n_samples`` random
     feature permutations (Captum's meaning of ``n_samples``).
 
     Cost: ``n_samples * n + 1`` forward passes per row (one for the fully masked
@@ -363,7 +369,7 @@ class TokenShapleyValues(_FeaturePerturbation):
     r"""
     Captum's :class:`~captum.attr.ShapleyValues` (exact Shapley values, averaging
     every feature's marginal contribution over all ``n!`` feature orders) on token
-    ids with the package's masking rule.
+    ids with the package's masking game.
 
     Cost: ``2^n`` forward passes per row, plus the prediction pass when ``target``
     is None. Captum itself evaluates ``1 + n * n!`` perturbed inputs (the fully
@@ -416,7 +422,7 @@ class TokenShapleyValues(_FeaturePerturbation):
 class TokenKernelShap(_FeaturePerturbation):
     r"""
     Captum's :class:`~captum.attr.KernelShap` on token ids with the package's masking
-    rule, the paper's perturbation baseline. Captum evaluates the unmasked and the
+    game, the paper's perturbation baseline. Captum evaluates the unmasked and the
     fully masked input (weight 1e6, which approximates efficiency) and
     ``n_samples - 2`` coalitions drawn from the Shapley kernel, and fits a weighted
     linear regression.
@@ -471,7 +477,7 @@ class TokenKernelShap(_FeaturePerturbation):
 
 class TokenLime(_FeaturePerturbation):
     r"""
-    Captum's :class:`~captum.attr.Lime` on token ids with the package's masking rule.
+    Captum's :class:`~captum.attr.Lime` on token ids with the package's masking game.
     Captum samples each feature present with probability 1/2 and weights samples
     with an exponential kernel on the cosine distance to the unmasked input (width
     1). The surrogate is a ridge regression with ``alpha=1`` as in the reference LIME
@@ -688,7 +694,11 @@ class TokenIntegratedGradients(GradientAttribution):
     row with every feature masked (every token of every feature replaced by the
     mask token ``baselines``; fixed tokens kept), so the path integral explains
     ``f(x) - f(x_masked)``, the same difference that Kernel SHAP, MP-PI and
-    efficiency use, and completeness holds per feature.
+    efficiency use under ``masking="replace"``, and completeness holds per
+    feature. A path needs a baseline of the input's length, so Integrated
+    Gradients has no deletion game: ``masking`` must be ``"replace"`` (its
+    default here), and ``f(x_masked)`` differs from the fully deleted input the
+    perturbation methods use under ``masking="delete"``.
 
     Aggregation (``aggregation="sum"``, as in the paper): a token's score is the sum
     of its attributions over the embedding dimension and a feature's score the sum
@@ -779,6 +789,11 @@ class TokenIntegratedGradients(GradientAttribution):
                         f(x_masked))``. It costs no pass: ``f(x)`` and
                         ``f(x_masked)`` are read from the two passes
                         ``LayerIntegratedGradients`` makes anyway. Default: False
+            **kwargs: Other options of the uniform protocol, accepted and ignored,
+                        except ``masking``: only ``"replace"`` is accepted, since
+                        the path runs from the input with every feature replaced
+                        by ``baselines``; deletion changes the length, so it has
+                        no straight path and ``masking="delete"`` raises.
 
         Returns:
             Tensor ``[B, T]`` (float32) in the FeatureAblation convention, and with
@@ -791,14 +806,19 @@ class TokenIntegratedGradients(GradientAttribution):
         ):
             raise ValueError(f"n_steps must be a positive int or None, got {n_steps!r}.")
         _check_integration_method(method, n_steps)
+        if check_masking(kwargs.get("masking", "replace")) != "replace":
+            raise ValueError(
+                "TokenIntegratedGradients integrates along the straight path from a "
+                "baseline of the input's length to the input; masking='delete' shortens "
+                "the input, so it has no such path. Use masking='replace' with the mask "
+                "token id as `baselines`."
+            )
         layouts = build_feature_layouts(inputs, feature_mask, attention_mask)
         forward = self.final_token_forward
-        baseline = check_baseline(baselines, getattr(forward.model.config, "vocab_size", None))
-        if baseline is None:
-            raise ValueError(
-                "TokenIntegratedGradients needs `baselines`: the mask token id of the "
-                "baseline input (every feature masked)."
-            )
+        masking = resolve_masking(
+            "replace", baselines, getattr(forward.model.config, "vocab_size", None),
+            "TokenIntegratedGradients",
+        )
         targets = self._targets(inputs, attention_mask, target)
         phis: List[Tensor] = []
         deltas: List[float] = []
@@ -806,8 +826,7 @@ class TokenIntegratedGradients(GradientAttribution):
         row_steps: List[int] = []
         for row, layout in enumerate(layouts):
             ids = inputs[row : row + 1, : layout.length].to(forward.device)
-            nobody = torch.zeros(1, layout.n_features, dtype=torch.bool)
-            masked = mask_features(ids[0].cpu(), layout, nobody, baseline).to(forward.device)
+            masked = masking.fully_masked(ids[0], layout).input_ids.to(forward.device)
             steps = default_n_steps(layout.n_features) if n_steps is None else n_steps
             value_of = _ExplainedValueOfIds(forward, int(targets[row]), target_type)
             integrated = LayerIntegratedGradients(value_of, forward.model.get_input_embeddings())

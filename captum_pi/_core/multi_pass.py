@@ -13,19 +13,22 @@ from torch import Tensor
 from captum_pi._core.budget import BudgetWarning, identifying_n_samples
 from captum_pi._core.budget import mp_pi_minimum_n_samples as minimum_n_samples
 from captum_pi._core.mask_distribution import WEIGHTINGS, MaskDistribution, mask_distribution
+from captum_pi._core.masking import (
+    DEFAULT_MASKING,
+    Masking,
+    resolve_masking,
+    with_fully_masked_rows,
+)
 from captum_pi._core.progressive import (
     FeatureLayout,
     PerPositionForward,
     TargetType,
     build_feature_layouts,
-    check_baseline,
     check_target_type,
     expand_to_tokens,
     explained_value,
-    mask_features,
     resolve_targets,
     vocab_size_of,
-    with_fully_masked_rows,
 )
 
 
@@ -68,6 +71,14 @@ class MultiPassProgressive(PerturbationAttribution):
     The cost is ``n_samples`` forward passes: the unmasked input, the fully masked
     input, and ``n_samples - 2`` sampled masks.
 
+    Under the deletion game (``masking="delete"``, the default) every intermediate
+    prediction of a pass is exactly the model's prediction on the pass's input
+    truncated after that feature (causal attention; see
+    :mod:`captum_pi._core.masking`), so MP-PI estimates the Shapley values of the
+    deletion game ``v(S) = f(x_S)`` with no approximation beyond sampling. Under
+    ``masking="replace"`` (the paper's ``"..."`` masking) the intermediate values
+    only approximate the predictions on masked inputs.
+
     Args:
         forward_func (Callable or nn.Module): A Hugging Face decoder-only
                     ``*ForSequenceClassification`` model, whose ``score`` head is
@@ -78,7 +89,7 @@ class MultiPassProgressive(PerturbationAttribution):
     Examples::
 
         >>> mp = MultiPassProgressive(model)
-        >>> attr = mp.attribute(ids, feature_mask=words, baselines=mask_id, seed=0)
+        >>> attr = mp.attribute(ids, feature_mask=words, seed=0)   # deletion game
         >>> phi = feature_attributions(attr, words)  # [B, n_words]
     """
 
@@ -102,6 +113,7 @@ class MultiPassProgressive(PerturbationAttribution):
         show_progress: bool = False,
         weighting: str = "coalition",
         solver: str = "auto",
+        masking: str = DEFAULT_MASKING,
     ) -> Tensor:
         r"""
         Args:
@@ -114,8 +126,11 @@ class MultiPassProgressive(PerturbationAttribution):
                         convention; ids 0..n-1 in order, each one contiguous span; -1
                         for tokens that are never masked. None makes every
                         non-padding token a feature. Default: None
-            baselines (int): Mask token id that replaces every token of an inactive
-                        feature (the paper uses the id of "..."). Required.
+            baselines (int, optional): Under ``masking="replace"`` the mask token
+                        id that replaces every token of an inactive feature (the
+                        paper uses the id of "..."), required. Under ``"delete"``
+                        only needed for rows without any fixed token: the token
+                        read as their empty input (e.g. BOS). Default: None
             attention_mask (Tensor, optional): ``[B, T]`` right-padding mask.
                         Default: None
             target_type (str, optional): ``"prob"``, ``"logit"`` or ``"log_prob"``.
@@ -143,6 +158,8 @@ class MultiPassProgressive(PerturbationAttribution):
                         Default: "coalition"
             solver (str, optional): How ``P'`` is solved: ``"auto"``, ``"cells"``
                         or ``"sizes"``. Default: "auto"
+            masking (str, optional): ``"delete"`` or ``"replace"`` (see
+                        :mod:`captum_pi._core.masking`). Default: "delete"
 
         Returns:
             Tensor ``[B, T]``: every token of feature ``k`` carries ``phi_k``; fixed
@@ -151,14 +168,10 @@ class MultiPassProgressive(PerturbationAttribution):
         target_type = check_target_type(target_type)
         _check_options(perturbations_per_eval, weighting)
         layouts = build_feature_layouts(inputs, feature_mask, attention_mask)
-        baseline = check_baseline(baselines, vocab_size_of(self.per_position))
-        if baseline is None:
-            raise ValueError(
-                "MultiPassProgressive needs `baselines`: the mask token id that replaces "
-                "inactive features (the paper masks with the token of '...')."
-            )
+        masking = resolve_masking(masking, baselines, vocab_size_of(self.per_position), "MultiPassProgressive")
+        masking.check_layouts(layouts, "MultiPassProgressive")
         budgets = [_budget(layout.n_features, n_samples) for layout in layouts]
-        full_logits, empty_logits = self._anchor_logits(inputs, attention_mask, layouts, baseline)
+        full_logits, empty_logits = self._anchor_logits(inputs, attention_mask, layouts, masking)
         targets = resolve_targets(target, full_logits)
         bar = progress(
             desc="MP-PI passes", total=sum(budgets), disable=not show_progress
@@ -176,7 +189,7 @@ class MultiPassProgressive(PerturbationAttribution):
             rng = np.random.default_rng(seed)
             active = torch.from_numpy(distribution.sample(rng, budgets[row] - 2))
             ends = self._values_at_feature_ends(
-                inputs[row], layout, active, baseline, target_row, target_type,
+                inputs[row], layout, active, masking, target_row, target_type,
                 perturbations_per_eval, bar,
             )
             bar.update(2)
@@ -189,15 +202,15 @@ class MultiPassProgressive(PerturbationAttribution):
         return expand_to_tokens(phis, layouts, inputs.shape[1]).to(full_logits.dtype)
 
     def _anchor_logits(
-        self, inputs: Tensor, attention_mask: Optional[Tensor], layouts: List[FeatureLayout], baseline: int
+        self, inputs: Tensor, attention_mask: Optional[Tensor], layouts: List[FeatureLayout],
+        masking: Masking,
     ) -> "tuple[Tensor, Tensor]":
         r"""Logits at the final token of the unmasked and the fully masked inputs,
         in one model call."""
         batch = inputs.shape[0]
-        ids, mask = with_fully_masked_rows(inputs, attention_mask, layouts, list(range(batch)), baseline)
+        ids, mask, finals = with_fully_masked_rows(inputs, attention_mask, layouts, list(range(batch)), masking)
         logits = self.per_position(ids, mask).cpu()
-        lasts = torch.tensor([layout.length - 1 for layout in layouts] * 2)
-        final = logits[torch.arange(2 * batch), lasts]
+        final = logits[torch.arange(2 * batch), finals]
         return final[:batch], final[batch:]
 
     def _values_at_feature_ends(
@@ -205,20 +218,21 @@ class MultiPassProgressive(PerturbationAttribution):
         input_ids: Tensor,
         layout: FeatureLayout,
         active: Tensor,
-        baseline: int,
+        masking: Masking,
         target: int,
         target_type: str,
         perturbations_per_eval: int,
         bar: object,
     ) -> np.ndarray:
         r"""Explained value at the last token of every feature, for every pass, ``[P, n]``."""
-        masked = mask_features(input_ids.cpu(), layout, active, baseline)
+        masked = masking.apply(input_ids, layout, active)
         chunks = []
-        for start in range(0, masked.shape[0], perturbations_per_eval):
+        for start in range(0, len(masked), perturbations_per_eval):
             batch = masked[start : start + perturbations_per_eval]
-            logits = self.per_position(batch).cpu()
-            chunks.append(explained_value(logits[:, layout.ends], target, target_type))
-            bar.update(batch.shape[0])
+            logits = self.per_position(batch.input_ids, batch.attention_mask).cpu()
+            at_ends = logits[torch.arange(len(batch)).unsqueeze(1), batch.feature_ends]
+            chunks.append(explained_value(at_ends, target, target_type))
+            bar.update(len(batch))
         return torch.cat(chunks).double().numpy()
 
 

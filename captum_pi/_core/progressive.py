@@ -1,11 +1,12 @@
 r"""
 Shared machinery of Progressive Inference: reading a decoder-only classifier's
 prediction at every position, describing interpretable features as token spans,
-masking features, and turning logits into the explained scalar.
+and turning logits into the explained scalar.
 
-Data flows one way through this module:
-token ids + feature mask -> :class:`FeatureLayout` per row -> masked token ids ->
-:class:`PerPositionForward` -> per-position logits -> :func:`explained_value`.
+Data flows one way:
+token ids + feature mask -> :class:`FeatureLayout` per row -> masked inputs (one
+masking game, :mod:`captum_pi._core.masking`) -> :class:`PerPositionForward` ->
+per-position logits -> :func:`explained_value`.
 """
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Sequence, Union
@@ -327,49 +328,6 @@ def _check_run_ids(run_ids: Tensor, row: int) -> None:
             )
 
 
-def mask_features(
-    input_ids: Tensor, layout: FeatureLayout, active: Tensor, baseline: int
-) -> Tensor:
-    r"""
-    Builds masked copies of one row: every token of an inactive feature becomes
-    ``baseline``; fixed tokens are kept; the length is unchanged.
-
-    Args:
-        input_ids (Tensor): LongTensor ``[T]`` (padding beyond ``layout.length`` is
-                    dropped).
-        layout (FeatureLayout): The row's features.
-        active (Tensor): BoolTensor ``[P, n_features]``: active features per copy.
-        baseline (int): Token id of the mask token.
-
-    Returns:
-        LongTensor ``[P, layout.length]``.
-    """
-    row = input_ids[: layout.length].to(active.device)
-    token_feature = layout.token_feature.to(active.device)
-    keep = torch.ones(active.shape[0], layout.length, dtype=torch.bool, device=active.device)
-    is_feature = token_feature >= 0
-    keep[:, is_feature] = active[:, token_feature[is_feature]]
-    return torch.where(keep, row.expand_as(keep), torch.full_like(keep, baseline, dtype=row.dtype))
-
-
-def check_baseline(baselines: object, vocab_size: Optional[int] = None) -> Optional[int]:
-    r"""Validates the mask token id given as ``baselines`` (None passes through)."""
-    if baselines is None:
-        return None
-    if isinstance(baselines, Tensor):
-        if baselines.numel() != 1:
-            raise ValueError(
-                "baselines must be a single mask token id (int); a per-token baseline "
-                f"tensor of shape {tuple(baselines.shape)} is not supported."
-            )
-        baselines = baselines.item()
-    if isinstance(baselines, bool) or not isinstance(baselines, int):
-        raise ValueError(f"baselines must be a mask token id (int), got {baselines!r}.")
-    if baselines < 0 or (vocab_size is not None and baselines >= vocab_size):
-        raise ValueError(f"baselines={baselines} is not a token id in [0, {vocab_size}).")
-    return baselines
-
-
 def vocab_size_of(forward: PerPositionForward) -> Optional[int]:
     config = getattr(forward.forward_func, "config", None)
     return getattr(config, "vocab_size", None)
@@ -468,36 +426,3 @@ def feature_attributions(
     for row, layout in enumerate(layouts):
         out[row, : layout.n_features] = attributions[row, layout.starts.to(attributions.device)].cpu()
     return out
-
-
-def with_fully_masked_rows(
-    inputs: Tensor,
-    attention_mask: Optional[Tensor],
-    layouts: List[FeatureLayout],
-    rows: List[int],
-    baseline: Optional[int],
-) -> "tuple[Tensor, Tensor]":
-    r"""
-    Appends to the batch, for each row in ``rows``, a copy of it with every feature
-    replaced by ``baseline`` (fixed tokens kept, right-padded like ``inputs``), so the
-    fully masked inputs are evaluated in the same model call.
-
-    Returns:
-        ``(input_ids, attention_mask)`` of ``B + len(rows)`` rows.
-    """
-    if attention_mask is None:
-        attention_mask = torch.ones_like(inputs)
-    if not rows:
-        return inputs, attention_mask
-    seq_len = inputs.shape[1]
-    empty_ids = torch.full((len(rows), seq_len), int(baseline), dtype=inputs.dtype)
-    empty_mask = torch.zeros((len(rows), seq_len), dtype=attention_mask.dtype)
-    for offset, row in enumerate(rows):
-        layout = layouts[row]
-        nobody = torch.zeros(1, layout.n_features, dtype=torch.bool)
-        empty_ids[offset, : layout.length] = mask_features(inputs[row].cpu(), layout, nobody, int(baseline))[0]
-        empty_mask[offset, : layout.length] = 1
-    return (
-        torch.cat([inputs.cpu(), empty_ids]),
-        torch.cat([attention_mask.cpu(), empty_mask]),
-    )

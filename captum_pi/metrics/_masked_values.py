@@ -1,8 +1,9 @@
 r"""
 Shared machinery of the faithfulness metrics: validating the arguments and wrapping
 the model (:func:`_setup`), reading attributions per feature (:func:`_feature_scores`),
-ranking features, and evaluating masked inputs (coalitions of features) at the final
-token in batches across examples (:func:`_final_logits`, :func:`_values`).
+ranking features, and evaluating masked inputs (coalitions of features, built by the
+masking game of :mod:`captum_pi._core.masking`) at the final token in batches across
+examples (:func:`_final_logits`, :func:`_values`).
 """
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, List, Optional, Tuple, Union
@@ -11,11 +12,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from captum_pi._core.masking import Masking, MaskedInputs, concat_masked, resolve_masking
 from captum_pi._core.progressive import (
     FeatureLayout,
     PerPositionForward,
     build_feature_layouts,
-    check_baseline,
     check_target_type,
     explained_value,
     feature_attributions,
@@ -38,7 +39,7 @@ def progress(*args, **kwargs):
 class _Setup:
     per_position: PerPositionForward
     layouts: List[FeatureLayout]
-    baseline: int
+    masking: Masking
     rows: List[Tensor]
     calls_before: int = field(init=False)
     rows_before: int = field(init=False)
@@ -63,6 +64,7 @@ def _setup(
     target_type: str,
     perturbations_per_eval: int,
     metric: str,
+    masking: str,
 ) -> _Setup:
     check_target_type(target_type)
     if not isinstance(perturbations_per_eval, int) or perturbations_per_eval < 1:
@@ -73,14 +75,10 @@ def _setup(
     if not isinstance(per_position, PerPositionForward):
         per_position = PerPositionForward(forward_func)
     layouts = build_feature_layouts(inputs, feature_mask, attention_mask)
-    baseline = check_baseline(baselines, vocab_size_of(per_position))
-    if baseline is None:
-        raise ValueError(
-            f"{metric} needs `baselines`: the mask token id that replaces the tokens of "
-            "inactive features (the same one the attribution methods used)."
-        )
+    game = resolve_masking(masking, baselines, vocab_size_of(per_position), metric)
+    game.check_layouts(layouts, metric)
     rows = [inputs[row, : layout.length].cpu() for row, layout in enumerate(layouts)]
-    return _Setup(per_position, layouts, baseline, rows)
+    return _Setup(per_position, layouts, game, rows)
 
 
 def _feature_scores(
@@ -152,58 +150,79 @@ def _ranking(scores: np.ndarray, descending: bool) -> np.ndarray:
 
 def _final_logits(
     per_position: PerPositionForward,
-    blocks: Iterable[Tensor],
+    blocks: Iterable[MaskedInputs],
     pad_id: int,
     perturbations_per_eval: int,
     bar: object,
 ) -> List[Tensor]:
     r"""
-    Logits at the final token of every row of every block (``[P_i, L_i]`` token
-    ids), evaluated ``perturbations_per_eval`` rows per model call across blocks.
-    Rows of different lengths share a call with right padding; causal attention
-    keeps padding out of each row's final token.
+    Logits at the final token of every row of every block of masked inputs (see
+    :func:`_logits_at`).
 
     Returns:
         One ``[P_i, C]`` tensor per block.
     """
-    sizes: List[int] = []
-    outputs: List[Tensor] = []
-    pending: List[Tensor] = []
+    reads = ((block, block.final.unsqueeze(1)) for block in blocks)
+    return [
+        logits[:, 0] for logits in _logits_at(per_position, reads, pad_id, perturbations_per_eval, bar)
+    ]
+
+
+def _logits_at(
+    per_position: PerPositionForward,
+    reads: Iterable[Tuple[MaskedInputs, Tensor]],
+    pad_id: int,
+    perturbations_per_eval: int,
+    bar: object,
+) -> List[Tensor]:
+    r"""
+    Logits at chosen positions of every row of every block of masked inputs,
+    evaluated ``perturbations_per_eval`` rows per model call across blocks. Rows of
+    different lengths share a call with right padding; causal attention keeps
+    padding out of every real position.
+
+    Args:
+        reads: Pairs ``(block, positions)``: ``P_i`` masked inputs and a LongTensor
+                    ``[P_i, k_i]`` of the positions read in each.
+
+    Returns:
+        One ``[P_i, k_i, C]`` tensor per block.
+    """
+    pieces_of_block: List[List[Tensor]] = []
+    pending: List[Tuple[MaskedInputs, Tensor, List[Tensor]]] = []
 
     def flush() -> None:
         if not pending:
             return
-        longest = max(piece.shape[1] for piece in pending)
-        ids = torch.cat([
-            torch.nn.functional.pad(piece, (0, longest - piece.shape[1]), value=pad_id)
-            for piece in pending
+        batch = concat_masked([piece for piece, _, _ in pending], pad_id)
+        width = max(positions.shape[1] for _, positions, _ in pending)
+        positions = torch.cat([
+            torch.nn.functional.pad(positions, (0, width - positions.shape[1]))
+            for _, positions, _ in pending
         ])
-        mask = torch.cat([
-            torch.nn.functional.pad(torch.ones_like(piece), (0, longest - piece.shape[1]), value=0)
-            for piece in pending
-        ])
-        lasts = torch.cat([
-            torch.full((piece.shape[0],), piece.shape[1] - 1, dtype=torch.long) for piece in pending
-        ])
-        logits = per_position(ids, mask).cpu()
-        outputs.append(logits[torch.arange(ids.shape[0]), lasts])
-        bar.update(ids.shape[0])
+        logits = per_position(batch.input_ids, batch.attention_mask).cpu()
+        read = logits[torch.arange(len(batch)).unsqueeze(1), positions]
+        offset = 0
+        for piece, piece_positions, destination in pending:
+            destination.append(read[offset : offset + len(piece), : piece_positions.shape[1]])
+            offset += len(piece)
+        bar.update(len(batch))
         pending.clear()
 
     n_pending = 0
-    for block in blocks:
-        sizes.append(block.shape[0])
+    for block, positions in reads:
+        pieces_of_block.append([])
         start = 0
-        while start < block.shape[0]:
-            take = min(perturbations_per_eval - n_pending, block.shape[0] - start)
-            pending.append(block[start : start + take])
+        while start < len(block):
+            take = min(perturbations_per_eval - n_pending, len(block) - start)
+            pending.append((block[start : start + take], positions[start : start + take], pieces_of_block[-1]))
             n_pending += take
             start += take
             if n_pending == perturbations_per_eval:
                 flush()
                 n_pending = 0
     flush()
-    return list(torch.cat(outputs).split(sizes)) if outputs else [torch.empty(0)] * len(sizes)
+    return [torch.cat(pieces) if pieces else torch.empty(0) for pieces in pieces_of_block]
 
 
 def _values(logits: Tensor, target: int, target_type: str) -> np.ndarray:

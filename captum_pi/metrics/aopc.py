@@ -11,7 +11,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from captum_pi._core.progressive import TargetType, mask_features, resolve_targets
+from captum_pi._core.progressive import TargetType, resolve_targets
+from captum_pi._core.masking import DEFAULT_MASKING
 from captum_pi.metrics._masked_values import (
     ForwardFunc,
     _feature_scores,
@@ -80,6 +81,7 @@ def aopc(
     fractions: Sequence[float] = ERASER_FRACTIONS,
     perturbations_per_eval: int = 32,
     show_progress: bool = False,
+    masking: str = DEFAULT_MASKING,
 ) -> AOPCResult:
     r"""
     ERASER's area over the perturbation curve (DeYoung et al., 2020):
@@ -105,7 +107,10 @@ def aopc(
         target (int or Tensor, optional): Class explained; None uses the predicted
                     class on the unmasked input. Default: None
         feature_mask (Tensor, optional): LongTensor ``[B or 1, T]``. Default: None
-        baselines (int): Mask token id of removed features. Required.
+        baselines (int, optional): Under ``masking="replace"`` the mask token id
+                    of inactive features (the one the attribution methods used),
+                    required; under ``"delete"`` only needed for rows without a
+                    fixed token, as the token of their empty input. Default: None
         attention_mask (Tensor, optional): ``[B, T]`` right-padding mask.
                     Default: None
         target_type (str, optional): ``"prob"``, ``"logit"`` or ``"log_prob"``.
@@ -115,6 +120,9 @@ def aopc(
         perturbations_per_eval (int, optional): Masked inputs per model call.
                     Default: 32
         show_progress (bool, optional): Progress bar over input rows. Default: False
+        masking (str, optional): The masking game, ``"delete"`` or ``"replace"``
+                    (see :mod:`captum_pi._core.masking`); use the one the compared
+                    attributions were computed under. Default: "delete"
 
     Returns:
         :class:`AOPCResult`
@@ -127,7 +135,7 @@ def aopc(
     fractions = _check_fractions(fractions)
     setup = _setup(
         forward_func, inputs, feature_mask, attention_mask, baselines, target_type,
-        perturbations_per_eval, "aopc",
+        perturbations_per_eval, "aopc", masking,
     )
     scores = _feature_scores(attributions, inputs, setup.layouts, feature_mask, attention_mask)
     n_top = np.array([[_n_top(layout.n_features, r) for r in fractions] for layout in setup.layouts])
@@ -136,10 +144,10 @@ def aopc(
         desc="AOPC", total=sum(1 + 2 * ks.size for ks in distinct), disable=not show_progress
     )
     blocks = (
-        mask_features(row, layout, _aopc_coalitions(row_scores, ks), setup.baseline)
+        setup.masking.apply(row, layout, _aopc_coalitions(row_scores, ks))
         for row, layout, row_scores, ks in zip(setup.rows, setup.layouts, scores, distinct)
     )
-    logits = _final_logits(setup.per_position, blocks, setup.baseline, perturbations_per_eval, bar)
+    logits = _final_logits(setup.per_position, blocks, setup.masking.pad_id, perturbations_per_eval, bar)
     bar.close()
     targets = resolve_targets(target, torch.stack([block[0] for block in logits]))
     comprehensiveness = np.zeros(n_top.shape)

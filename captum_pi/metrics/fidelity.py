@@ -10,7 +10,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from captum_pi._core.progressive import FeatureLayout, TargetType, mask_features, resolve_targets
+from captum_pi._core.progressive import FeatureLayout, TargetType, resolve_targets
+from captum_pi._core.masking import DEFAULT_MASKING
 from captum_pi.metrics._masked_values import (
     ForwardFunc,
     _final_logits,
@@ -112,6 +113,7 @@ def progressive_fidelity(
     target_type: str = "prob",
     perturbations_per_eval: int = 32,
     show_progress: bool = False,
+    masking: str = DEFAULT_MASKING,
 ) -> FidelityResult:
     r"""
     How faithful Progressive Inference's premise is for a model: for every feature
@@ -136,7 +138,10 @@ def progressive_fidelity(
         target (int or Tensor, optional): Class explained; None uses the predicted
                     class on the unmasked input. Default: None
         feature_mask (Tensor, optional): LongTensor ``[B or 1, T]``. Default: None
-        baselines (int): Mask token id of masked features. Required.
+        baselines (int, optional): Under ``masking="replace"`` the mask token id
+                    of inactive features (the one the attribution methods used),
+                    required; under ``"delete"`` only needed for rows without a
+                    fixed token, as the token of their empty input. Default: None
         attention_mask (Tensor, optional): ``[B, T]`` right-padding mask.
                     Default: None
         target_type (str, optional): ``"prob"``, ``"logit"`` or ``"log_prob"``.
@@ -144,6 +149,9 @@ def progressive_fidelity(
         perturbations_per_eval (int, optional): Inputs per model call.
                     Default: 32
         show_progress (bool, optional): Progress bar over input rows. Default: False
+        masking (str, optional): The masking game, ``"delete"`` or ``"replace"``
+                    (see :mod:`captum_pi._core.masking`); use the one the compared
+                    attributions were computed under. Default: "delete"
 
     Returns:
         :class:`FidelityResult`
@@ -156,7 +164,7 @@ def progressive_fidelity(
     """
     setup = _setup(
         forward_func, inputs, feature_mask, attention_mask, baselines, target_type,
-        perturbations_per_eval, "progressive_fidelity",
+        perturbations_per_eval, "progressive_fidelity", masking,
     )
     bar = progress(
         desc="progressive fidelity",
@@ -169,11 +177,11 @@ def progressive_fidelity(
     ])
     targets = resolve_targets(target, final)
     blocks = (
-        mask_features(row, layout, _prefix_coalitions(layout), setup.baseline)
+        setup.masking.apply(row, layout, _prefix_coalitions(layout))
         for row, layout in zip(setup.rows, setup.layouts)
     )
     masked_logits = _final_logits(
-        setup.per_position, blocks, setup.baseline, perturbations_per_eval, bar
+        setup.per_position, blocks, setup.masking.pad_id, perturbations_per_eval, bar
     )
     bar.close()
     intermediate, masked, gaps = [], [], []

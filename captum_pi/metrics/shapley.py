@@ -20,13 +20,13 @@ from captum_pi._core.progressive import (
     TargetType,
     build_feature_layouts,
     explained_value,
-    mask_features,
     resolve_targets,
 )
+from captum_pi._core.masking import DEFAULT_MASKING, MaskedInputs, Masking
 from captum_pi.metrics._masked_values import (
     ForwardFunc,
     _feature_scores,
-    _final_logits,
+    _logits_at,
     _setup,
     _Setup,
     _values,
@@ -54,8 +54,10 @@ class ShapleyValuesResult:
                     features.
         exact (list of bool): Per example, True when computed by enumerating all
                     ``2^n`` coalitions, False when estimated with Kernel SHAP.
-        n_samples (list of int): Per example, the coalitions evaluated (``2^n`` when
-                    exact).
+        n_samples (list of int): Per example, the model input rows evaluated:
+                    ``2^n`` when exact, ``2^(n-1)`` (``+ 1`` without a prefix token)
+                    under deletion without fixed text after a feature, the Kernel
+                    SHAP budget when estimated.
         targets (Tensor): LongTensor ``[B]``.
         n_calls (int): Model calls made.
         n_rows (int): Input rows evaluated.
@@ -114,21 +116,29 @@ def shapley_values(
     perturbations_per_eval: int = 32,
     seed: int = 0,
     show_progress: bool = False,
+    masking: str = DEFAULT_MASKING,
 ) -> ShapleyValuesResult:
     r"""
     Shapley values of the masking game ``v(S)``: the explained value at the final
-    token of the input whose features outside ``S`` are replaced by the mask token
-    (the game Kernel SHAP and MP-PI approximate).
+    token of the input whose features outside ``S`` are masked (deleted under
+    ``masking="delete"``, replaced by the mask token under ``"replace"``): the game
+    Kernel SHAP and MP-PI approximate.
 
     Examples with at most ``max_exact_features`` features are solved exactly by
-    evaluating all ``2^n`` coalitions (batched) and applying
+    evaluating every coalition (batched) and applying
     ``phi_i = sum_{S not containing i} |S|! (n-|S|-1)! / n! (v(S + i) - v(S))``.
+    Under deletion, when no fixed token follows a feature, this costs
+    ``2^(n-1)`` passes instead of ``2^n``: the intermediate predictions of the
+    passes on the coalitions that contain the last feature are, by causality,
+    the predictions on every other coalition (``+ 1`` pass for the empty input of
+    a row without a prefix token).
     Larger examples use Captum's :class:`~captum.attr.KernelShap` over the binary
     coalition space with ``n_samples`` coalitions (default ``16 n``, the budget of
     the paper's Appendix D.4), seeded with ``seed`` for every example.
 
-    Cost: ``2^n`` rows per exact example; ``n_samples`` rows per Kernel SHAP example
-    plus one unmasked row to find its target.
+    Cost: ``2^n`` rows per exact example (``2^(n-1)`` under deletion, see above);
+    ``n_samples`` rows per Kernel SHAP example plus one unmasked row to find its
+    target.
 
     Args:
         forward_func (Callable, nn.Module or PerPositionForward): See
@@ -137,7 +147,10 @@ def shapley_values(
         target (int or Tensor, optional): Class explained; None uses the predicted
                     class on the unmasked input. Default: None
         feature_mask (Tensor, optional): LongTensor ``[B or 1, T]``. Default: None
-        baselines (int): Mask token id of inactive features. Required.
+        baselines (int, optional): Under ``masking="replace"`` the mask token id
+                    of inactive features (the one the attribution methods used),
+                    required; under ``"delete"`` only needed for rows without a
+                    fixed token, as the token of their empty input. Default: None
         attention_mask (Tensor, optional): ``[B, T]`` right-padding mask.
                     Default: None
         target_type (str, optional): ``"prob"``, ``"logit"`` or ``"log_prob"``; use
@@ -150,6 +163,9 @@ def shapley_values(
                     Default: 32
         seed (int, optional): Seed of Kernel SHAP's sampler. Default: 0
         show_progress (bool, optional): Progress bar over exact rows. Default: False
+        masking (str, optional): The masking game, ``"delete"`` or ``"replace"``
+                    (see :mod:`captum_pi._core.masking`); use the one the compared
+                    attributions were computed under. Default: "delete"
 
     Returns:
         :class:`ShapleyValuesResult`
@@ -165,10 +181,10 @@ def shapley_values(
         raise ValueError(f"n_samples must be an int >= 3 or None, got {n_samples!r}.")
     setup = _setup(
         forward_func, inputs, feature_mask, attention_mask, baselines, target_type,
-        perturbations_per_eval, "shapley_values",
+        perturbations_per_eval, "shapley_values", masking,
     )
     exact = [layout.n_features <= max_exact_features for layout in setup.layouts]
-    full_logits, coalition_logits = _exact_coalition_logits(
+    full_logits, coalition_logits, passes = _exact_coalition_logits(
         setup, exact, perturbations_per_eval, show_progress
     )
     targets = resolve_targets(target, full_logits)
@@ -180,7 +196,7 @@ def shapley_values(
         if exact[row]:
             game = _values(coalition_logits[row], int(targets[row]), target_type)
             values[row, :n] = torch.from_numpy(_exact_shapley(game, n))
-            samples.append(2 ** n)
+            samples.append(passes[row])
         else:
             budget = 16 * n if n_samples is None else n_samples
             values[row, :n] = _kernel_shap(
@@ -202,6 +218,7 @@ def progressive_shapley_values(
     target_type: str = "prob",
     max_exact_features: int = 12,
     perturbations_per_eval: int = 32,
+    masking: str = DEFAULT_MASKING,
 ) -> ShapleyValuesResult:
     r"""
     Exact Shapley values of the progressive-inference game, the game MP-PI samples:
@@ -225,7 +242,10 @@ def progressive_shapley_values(
         target (int or Tensor, optional): Class explained; None uses the predicted
                     class on the unmasked input. Default: None
         feature_mask (Tensor, optional): LongTensor ``[B or 1, T]``. Default: None
-        baselines (int): Mask token id of inactive features. Required.
+        baselines (int, optional): Under ``masking="replace"`` the mask token id
+                    of inactive features (the one the attribution methods used),
+                    required; under ``"delete"`` only needed for rows without a
+                    fixed token, as the token of their empty input. Default: None
         attention_mask (Tensor, optional): ``[B, T]`` right-padding mask.
                     Default: None
         target_type (str, optional): ``"prob"``, ``"logit"`` or ``"log_prob"``.
@@ -234,6 +254,10 @@ def progressive_shapley_values(
                     more features raises ValueError. Default: 12
         perturbations_per_eval (int, optional): Masked inputs per model call.
                     Default: 32
+        masking (str, optional): The masking game, ``"delete"`` or ``"replace"``
+                    (see :mod:`captum_pi._core.masking`). Under ``"delete"``,
+                    without fixed text after a feature, the result equals
+                    :func:`shapley_values`. Default: "delete"
 
     Returns:
         :class:`ShapleyValuesResult` (every row exact).
@@ -246,7 +270,7 @@ def progressive_shapley_values(
     """
     setup = _setup(
         forward_func, inputs, feature_mask, attention_mask, baselines, target_type,
-        perturbations_per_eval, "progressive_shapley_values",
+        perturbations_per_eval, "progressive_shapley_values", masking,
     )
     too_many = [layout.n_features for layout in setup.layouts if layout.n_features > max_exact_features]
     if too_many:
@@ -256,7 +280,7 @@ def progressive_shapley_values(
         )
     games, full_logits = [], []
     for ids, layout in zip(setup.rows, setup.layouts):
-        logits = _progressive_game_logits(setup.per_position, ids, layout, setup.baseline,
+        logits = _progressive_game_logits(setup.per_position, ids, layout, setup.masking,
                                           perturbations_per_eval)
         games.append(logits)
         full_logits.append(logits[-1])
@@ -275,7 +299,7 @@ def _progressive_game_logits(
     per_position: PerPositionForward,
     ids: Tensor,
     layout: FeatureLayout,
-    baseline: int,
+    masking: Masking,
     perturbations_per_eval: int,
 ) -> Tensor:
     r"""``[2^n, C]`` logits of ``v_PI`` for every coalition (bits as in
@@ -287,38 +311,107 @@ def _progressive_game_logits(
     blocks = []
     for start in range(0, coalitions.shape[0], perturbations_per_eval):
         active = coalitions[start : start + perturbations_per_eval]
-        logits = per_position(mask_features(ids, layout, active, baseline)).cpu()
+        masked = masking.apply(ids, layout, active)
+        logits = per_position(masked.input_ids, masked.attention_mask).cpu()
         last_feature = (active * ranks).argmax(dim=1)
-        position = layout.ends[last_feature].clone()
-        position[~active.any(dim=1) | active.all(dim=1)] = layout.length - 1
-        blocks.append(logits[torch.arange(active.shape[0]), position])
+        copies = torch.arange(active.shape[0])
+        position = masked.feature_ends[copies, last_feature]
+        anchors = ~active.any(dim=1) | active.all(dim=1)
+        position[anchors] = masked.final[anchors]
+        blocks.append(logits[copies, position])
     return torch.cat(blocks)
 
 
 def _exact_coalition_logits(
     setup: _Setup, exact: List[bool], perturbations_per_eval: int, show_progress: bool
-) -> Tuple[Tensor, List[Tensor]]:
+) -> Tuple[Tensor, List[Tensor], List[int]]:
     r"""
     Final-token logits of all ``2^n`` coalitions of the exact rows and of the
-    unmasked input of the others, in one batched sweep (the full coalition of an
-    exact row is its unmasked input).
+    unmasked input of the others, in one batched sweep.
+
+    Exact rows pay ``2^n`` passes (the full coalition is the unmasked input),
+    except under deletion when no fixed token follows a feature: the
+    intermediate predictions of the ``2^(n-1)`` passes on the coalitions that
+    contain the last feature are then the final-token predictions of every
+    nonempty coalition (:func:`_half_cost_passes`), and the empty coalition is
+    read at the last prefix token, or from one more pass when there is none.
 
     Returns:
-        ``(full_logits [B, C], blocks)`` where ``blocks[row]`` is ``[2^n, C]`` for
-        exact rows and ``[1, C]`` (the unmasked input) for the others.
+        ``(full_logits [B, C], blocks, passes)`` where ``blocks[row]`` is
+        ``[2^n, C]`` for exact rows (bits as in :func:`_all_coalitions`) and
+        ``[1, C]`` (the unmasked input) for the others, and ``passes[row]`` the
+        model input rows the row cost.
     """
-    total = sum(
-        2 ** layout.n_features if is_exact else 1 for layout, is_exact in zip(setup.layouts, exact)
+    plans = [_coalition_plan(setup.masking, layout, is_exact) for layout, is_exact in zip(setup.layouts, exact)]
+    bar = progress(
+        desc="exact Shapley coalitions", total=sum(len(plan[0]) for plan in plans),
+        disable=not show_progress,
     )
-    bar = progress(desc="exact Shapley coalitions", total=total, disable=not show_progress)
-    blocks = (
-        mask_features(row, layout, _all_coalitions(layout.n_features), setup.baseline)
-        if is_exact else row.unsqueeze(0)
-        for row, layout, is_exact in zip(setup.rows, setup.layouts, exact)
+    masked = (
+        setup.masking.apply(row, layout, active)
+        for row, layout, (active, _, _) in zip(setup.rows, setup.layouts, plans)
     )
-    logits = _final_logits(setup.per_position, blocks, setup.baseline, perturbations_per_eval, bar)
+    reads = ((block, positions(block)) for block, (_, positions, _) in zip(masked, plans))
+    read = _logits_at(setup.per_position, reads, setup.masking.pad_id, perturbations_per_eval, bar)
     bar.close()
-    return torch.stack([block[-1] for block in logits]), logits
+    blocks = [assemble(logits) for logits, (_, _, assemble) in zip(read, plans)]
+    return torch.stack([block[-1] for block in blocks]), blocks, [len(plan[0]) for plan in plans]
+
+
+def _coalition_plan(masking: Masking, layout: FeatureLayout, is_exact: bool):
+    r"""What to evaluate for one row: ``(active [P, n], positions_of(masked) ->
+    [P, k], assemble(logits [P, k, C]) -> [2^n or 1, C])``."""
+    n = layout.n_features
+    if not is_exact:
+        return torch.ones(1, n, dtype=torch.bool), _final_position, lambda logits: logits[:, 0]
+    if masking.rule == "delete" and _no_fixed_token_after_a_feature(layout):
+        return _half_cost_passes(layout)
+    return _all_coalitions(n), _final_position, lambda logits: logits[:, 0]
+
+
+def _final_position(masked: MaskedInputs) -> Tensor:
+    return masked.final.unsqueeze(1)
+
+
+def _no_fixed_token_after_a_feature(layout: FeatureLayout) -> bool:
+    return bool((layout.token_feature[int(layout.starts[0]):] >= 0).all())
+
+
+def _half_cost_passes(layout: FeatureLayout):
+    r"""
+    The exact deletion game of a row in ``2^(n-1)`` passes (one more without a
+    prefix token). A pass on coalition ``A`` (containing the last feature) reads,
+    at the last token of each active feature ``k``, the model's prediction on the
+    input with every feature outside ``A`` deleted and everything after ``k``
+    cut off: by causality that is ``v(A ∩ {0..k})``. Every nonempty coalition
+    ``S`` is ``A ∩ {0..max S}`` for ``A = S ∪ {n-1}``. The empty coalition is the
+    prefix alone: read at the last prefix token of the first pass, or from a pass
+    on the empty input when the row has no prefix.
+    """
+    n = layout.n_features
+    codes = torch.arange(2 ** (n - 1)) | (1 << (n - 1))
+    if layout.prefix_end is None:
+        codes = torch.cat([codes, torch.zeros(1, dtype=torch.long)])
+    active = (codes.unsqueeze(1) >> torch.arange(n).unsqueeze(0)) & 1 == 1
+    prefix = 0 if layout.prefix_end is None else layout.prefix_end
+
+    def positions(masked: MaskedInputs) -> Tensor:
+        at_prefix = torch.full((len(masked), 1), prefix, dtype=torch.long)
+        return torch.cat([masked.feature_ends, masked.final.unsqueeze(1), at_prefix], dim=1)
+
+    def assemble(logits: Tensor) -> Tensor:
+        game = torch.empty(2 ** n, logits.shape[-1], dtype=logits.dtype)
+        for feature in range(n):
+            selected = active[:, feature]
+            coalition = codes[selected] & ((1 << (feature + 1)) - 1)
+            game[coalition] = logits[selected, feature]
+        if layout.prefix_end is None:
+            game[0] = logits[-1, n]  # the pass on the empty input, at its final token
+        else:
+            game[0] = logits[0, n + 1]
+        return game
+
+    return active, positions, assemble
 
 
 def _all_coalitions(n: int) -> Tensor:
@@ -358,9 +451,9 @@ def _kernel_shap(
     layout, ids = setup.layouts[row], setup.rows[row]
 
     def coalition_value(coalitions: Tensor) -> Tensor:
-        masked = mask_features(ids, layout, coalitions.bool().cpu(), setup.baseline)
-        logits = setup.per_position(masked).cpu()[:, -1]
-        return explained_value(logits, target, target_type)
+        masked = setup.masking.apply(ids, layout, coalitions.bool().cpu())
+        logits = setup.per_position(masked.input_ids, masked.attention_mask).cpu()
+        return explained_value(logits[torch.arange(len(masked)), masked.final], target, target_type)
 
     everything = torch.ones(1, layout.n_features)
     with torch.random.fork_rng():
@@ -390,6 +483,7 @@ def shapley_agreement(
     perturbations_per_eval: int = 32,
     seed: int = 0,
     show_progress: bool = False,
+    masking: str = DEFAULT_MASKING,
 ) -> ShapleyAgreementResult:
     r"""
     Agreement of an attribution with the Shapley values of the masking game
@@ -411,7 +505,10 @@ def shapley_agreement(
         target (int or Tensor, optional): Class explained; None uses the predicted
                     class. Default: None
         feature_mask (Tensor, optional): LongTensor ``[B or 1, T]``. Default: None
-        baselines (int): Mask token id of inactive features. Required.
+        baselines (int, optional): Under ``masking="replace"`` the mask token id
+                    of inactive features (the one the attribution methods used),
+                    required; under ``"delete"`` only needed for rows without a
+                    fixed token, as the token of their empty input. Default: None
         attention_mask (Tensor, optional): ``[B, T]`` right-padding mask.
                     Default: None
         target_type (str, optional): Quantity the attributions explain.
@@ -424,6 +521,9 @@ def shapley_agreement(
                     Default: 32
         seed (int, optional): Seed of Kernel SHAP's sampler. Default: 0
         show_progress (bool, optional): Progress bar. Default: False
+        masking (str, optional): The masking game, ``"delete"`` or ``"replace"``
+                    (see :mod:`captum_pi._core.masking`); use the one the compared
+                    attributions were computed under. Default: "delete"
 
     Returns:
         :class:`ShapleyAgreementResult`
@@ -443,6 +543,7 @@ def shapley_agreement(
             attention_mask=attention_mask, target_type=target_type,
             max_exact_features=max_exact_features, n_samples=n_samples,
             perturbations_per_eval=perturbations_per_eval, seed=seed, show_progress=show_progress,
+            masking=masking,
         )
         n_calls, n_rows = shapley.n_calls, shapley.n_rows
     else:

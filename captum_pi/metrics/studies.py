@@ -11,7 +11,8 @@ import torch
 from scipy.integrate import trapezoid
 from torch import Tensor
 
-from captum_pi._core.progressive import TargetType, mask_features, resolve_targets
+from captum_pi._core.progressive import TargetType, resolve_targets
+from captum_pi._core.masking import DEFAULT_MASKING
 from captum_pi.metrics._masked_values import (
     ForwardFunc,
     _feature_scores,
@@ -111,6 +112,7 @@ def activation_study(
     inverse: bool = False,
     perturbations_per_eval: int = 32,
     show_progress: bool = False,
+    masking: str = DEFAULT_MASKING,
 ) -> ActivationStudyResult:
     r"""
     Activation study (AS; Kariyappa et al., 2024, section 4.1, after Schnake et al.,
@@ -145,7 +147,10 @@ def activation_study(
         feature_mask (Tensor, optional): LongTensor ``[B or 1, T]``; ids 0..n-1, -1
                     for fixed tokens. None makes every non-padding token a feature.
                     Default: None
-        baselines (int): Mask token id of inactive features. Required.
+        baselines (int, optional): Under ``masking="replace"`` the mask token id
+                    of inactive features (the one the attribution methods used),
+                    required; under ``"delete"`` only needed for rows without a
+                    fixed token, as the token of their empty input. Default: None
         attention_mask (Tensor, optional): ``[B, T]`` right-padding mask.
                     Default: None
         target_type (str, optional): ``"prob"`` (the paper), ``"logit"`` or
@@ -154,6 +159,9 @@ def activation_study(
         perturbations_per_eval (int, optional): Masked inputs per model call.
                     Default: 32
         show_progress (bool, optional): Progress bar over input rows. Default: False
+        masking (str, optional): The masking game, ``"delete"`` or ``"replace"``
+                    (see :mod:`captum_pi._core.masking`); use the one the compared
+                    attributions were computed under. Default: "delete"
 
     Returns:
         :class:`ActivationStudyResult`
@@ -167,7 +175,7 @@ def activation_study(
     """
     setup = _setup(
         forward_func, inputs, feature_mask, attention_mask, baselines, target_type,
-        perturbations_per_eval, "activation_study",
+        perturbations_per_eval, "activation_study", masking,
     )
     scores = _feature_scores(attributions, inputs, setup.layouts, feature_mask, attention_mask)
     orders = [_ranking(row_scores, descending=not inverse) for row_scores in scores]
@@ -177,10 +185,10 @@ def activation_study(
         disable=not show_progress,
     )
     blocks = (
-        mask_features(row, layout, _cumulative_coalitions(order), setup.baseline)
+        setup.masking.apply(row, layout, _cumulative_coalitions(order))
         for row, layout, order in zip(setup.rows, setup.layouts, orders)
     )
-    logits = _final_logits(setup.per_position, blocks, setup.baseline, perturbations_per_eval, bar)
+    logits = _final_logits(setup.per_position, blocks, setup.masking.pad_id, perturbations_per_eval, bar)
     bar.close()
     targets = resolve_targets(target, torch.stack([block[-1] for block in logits]))
     curves = [_values(block, int(row_target), target_type) for block, row_target in zip(logits, targets)]
@@ -208,6 +216,7 @@ def inverse_activation_study(
     target_type: str = "prob",
     perturbations_per_eval: int = 32,
     show_progress: bool = False,
+    masking: str = DEFAULT_MASKING,
 ) -> ActivationStudyResult:
     r"""
     Inverse activation study (IAS; Kariyappa et al., 2024, section 4.1): as
@@ -230,6 +239,7 @@ def inverse_activation_study(
         forward_func, inputs, attributions, target=target, feature_mask=feature_mask,
         baselines=baselines, attention_mask=attention_mask, target_type=target_type,
         inverse=True, perturbations_per_eval=perturbations_per_eval, show_progress=show_progress,
+        masking=masking,
     )
 
 
