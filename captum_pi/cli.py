@@ -68,7 +68,9 @@ def _sampled(budget: int, n: int) -> Dict[str, int]:
 
 
 def _permutations(budget: int, n: int) -> Dict[str, int]:
-    return {"n_samples": max(1, (budget - 1) // max(n, 1))}
+    # the prediction, the fully masked and the unmasked input, then at most n - 1 new
+    # coalitions per permutation (the adapter evaluates repeated coalitions once)
+    return {"n_samples": max(1, (budget - 3) // max(n - 1, 1))}
 
 
 def _integration_steps(budget: int, n: int) -> Dict[str, int]:
@@ -122,10 +124,11 @@ def _method_arguments(method: str, budget: Optional[int], n_features: int, stoch
         if rule is None:
             print(f"captum-pi: note: {method} has a fixed cost; --budget is ignored.", file=sys.stderr)
         else:
-            if method == "shapley-value-sampling" and budget < n_features + 1:
+            if method == "shapley-value-sampling" and budget < n_features + 2:
                 raise UserError(
-                    f"--budget must be at least {n_features + 1} for shapley-value-sampling on this "
-                    f"text ({n_features} features: the prediction and one permutation); got {budget}."
+                    f"--budget must be at least {n_features + 2} for shapley-value-sampling on this "
+                    f"text ({n_features} features: the prediction, the fully masked input and one "
+                    f"permutation); got {budget}."
                 )
             arguments.update(rule.to_arguments(budget, n_features))
     if stochastic:

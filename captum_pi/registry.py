@@ -30,7 +30,8 @@ prediction*, which the user needs anyway (so Random, A-Last and SP-PI cost 0, as
 the paper's Table 2). A forward pass over one row counts 1 and a backward pass over
 one row counts 1 (the paper, section 4.1: IG's samples each cost "a forward and
 backward pass"). With ``target=None`` a method makes exactly ``cost(n) + 1``
-row-passes (Random: 0), which ``tests/test_registry.py`` checks by counting the rows
+row-passes (Random: 0; Shapley Value Sampling at most that, as it evaluates a
+coalition that recurs across permutations once), which ``tests/test_registry.py`` checks by counting the rows
 that reach the model's head. SP-PI's 0 assumes a fixed (-1) token such as BOS
 before the first feature; without one it evaluates the fully masked row too (1).
 ``spec.paper_cost`` is the label of the paper's Table 2 where the method appears
@@ -48,7 +49,7 @@ lrp                     gradient      1                  1      L2 (dims, tokens
 integrated-gradients    gradient      516 (257 points)   2n     sum (dims, tokens)
 kernel-shap             perturbation  2n                 2n     per feature
 feature-ablation        perturbation  n + 1              --     per feature
-shapley-value-sampling  perturbation  2n + 1             --     per feature
+shapley-value-sampling  perturbation  <= 2n              --     per feature
 shapley-values          perturbation  2^n (n <= 8)       --     per feature
 lime                    perturbation  2n                 --     per feature
 mp-pi                   progressive   2n - 1             2n     per feature
@@ -217,7 +218,7 @@ _SPECS = (
           lambda n: n + 1, "n + 1", None,
           hf=False, baselines=True, target_type="prob", aggregation=None),
     _spec("shapley-value-sampling", "Shapley Value Sampling", "perturbation",
-          _CORE + "captum_adapters:TokenShapleyValueSampling", lambda n: 2 * n + 1, "2n + 1", None,
+          _CORE + "captum_adapters:TokenShapleyValueSampling", lambda n: 2 * n, "<= 2n", None,
           hf=False, baselines=True, target_type="prob", aggregation=None),
     _spec("shapley-values", "Shapley Values", "perturbation",
           _CORE + "captum_adapters:TokenShapleyValues", lambda n: 2 ** n, "2^n (n <= 8)", None,

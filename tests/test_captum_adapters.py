@@ -1,3 +1,4 @@
+import itertools
 import warnings
 
 import pytest
@@ -16,7 +17,7 @@ from captum_pi._core.captum_adapters import (
     TokenShapleyValueSampling,
     default_n_steps,
 )
-from toy_models import MASK_ID, RunningSumClassifier, exact_shapley, masked_value, tiny_classifier
+from toy_models import MASK_ID, RunningSumClassifier, deleted_ids, exact_shapley, masked_value, tiny_classifier
 
 IDS = torch.tensor([[1, 7, 9, 13, 21, 5, 30, 4, 11]])
 WORDS = torch.tensor([[-1, 0, 0, 1, 2, 2, -1, 3, 3]])  # BOS and an inner template token fixed
@@ -366,3 +367,34 @@ def test_integrated_gradients_gap_is_per_row():
         assert float(ig.last_completeness_gap[row]) == pytest.approx(
             abs(float(phi.sum()) - difference), abs=1e-6
         )
+
+
+class RecordingDeletionModel(torch.nn.Module):
+    r"""Records each row's real tokens (up to its attention mask); logits are a
+    running sum of a random table, so every method runs."""
+
+    def __init__(self):
+        super().__init__()
+        self.table = torch.randn(32, 3, generator=torch.Generator().manual_seed(0))
+        self.rows = []
+
+    def forward(self, input_ids, attention_mask=None):
+        mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask
+        self.rows.extend(row[: int(length)].tolist() for row, length in zip(input_ids, mask.sum(dim=1)))
+        return (self.table[input_ids] * mask.unsqueeze(-1)).cumsum(dim=1)
+
+
+@pytest.mark.parametrize(
+    "method", [TokenFeatureAblation, TokenShapleyValueSampling, TokenShapleyValues, TokenKernelShap, TokenLime]
+)
+def test_under_deletion_fixed_tokens_are_never_removed_and_features_are_removed_whole(method):
+    model = RecordingDeletionModel()
+    method(model).attribute(IDS, target=0, feature_mask=WORDS, seed=1)
+    # every input a deletion can produce: the fixed tokens plus whole features, in order
+    allowed = {
+        tuple(deleted_ids(IDS[0], WORDS[0], set(coalition)).tolist())
+        for size in range(N_WORDS + 1) for coalition in itertools.combinations(range(N_WORDS), size)
+    }
+    seen = {tuple(row) for row in model.rows}
+    assert seen <= allowed
+    assert len(seen) > 2  # not only the unmasked and the empty input

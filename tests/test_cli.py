@@ -276,3 +276,32 @@ def test_an_interrupted_file_run_resumes_where_it_stopped(capsys, tmp_path, mode
     source.write_text("Something else entirely.\n")
     status, _, err = run(capsys, "explain", "--file", source, "--output", output, "--model", model_dir)
     assert_one_line_error(status, err, "holds explanations of other texts")
+
+
+def test_resuming_with_another_masking_game_is_refused(capsys, tmp_path, model_dir):
+    source, output, records = _explain_file(capsys, tmp_path, "--model", model_dir)
+    assert {r["options"]["masking"] for r in records} == {"delete"} and records[0]["masking"] == "delete"
+    output.write_text(output.read_text().splitlines()[0] + "\n")
+    status, _, err = run(capsys, "explain", "--file", source, "--output", output, "--model", model_dir,
+                         "--masking", "replace")
+    assert_one_line_error(status, err, "other options (masking: 'delete' there, 'replace' now)")
+
+
+@pytest.mark.parametrize("masking", ["delete", "replace"])
+def test_masking_flag_reaches_the_method(capsys, model_dir, masking):
+    from transformers import AutoModelForSequenceClassification
+
+    from captum_pi.llm_attr import LLMClassifierAttribution
+    from captum_pi.registry import get_method
+    from captum_pi.text import TextFeatureInput
+
+    status, out, _ = run(capsys, "explain", TEXT, "--model", model_dir, "--format", "json",
+                         "--method", "feature-ablation", "--masking", masking)
+    summary = json.loads(out)
+    assert status == 0 and summary["masking"] == masking and summary["options"]["masking"] == masking
+    tokenizer = tiny_tokenizer()
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir)
+    inp = TextFeatureInput(TEXT, tokenizer, level="word", masking=masking)
+    expected = LLMClassifierAttribution(get_method("feature-ablation").build(model), tokenizer).attribute(inp)
+    got = torch.tensor([f["attribution"] for f in summary["features"]])
+    torch.testing.assert_close(got, expected.seq_attr.float(), atol=1e-5, rtol=0)

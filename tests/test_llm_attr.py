@@ -483,3 +483,38 @@ def test_nli_offsets_point_into_the_premise(tokenizer, gpt2):
     summary = LLMClassifierAttribution(RecordingProtocolMethod(gpt2), tokenizer).attribute(inp).to_dict()
     assert summary["text"] == premise and "The review is positive." in summary["prompt"]["prefix"]
     assert [(f["start"], f["end"]) for f in summary["features"]] == [(0, 9), (10, 25)]
+
+
+MASKING_METHODS = [name for name, spec in METHODS_BY_NAME.items() if spec.masks]
+
+
+@pytest.mark.parametrize("masking", ["delete", "replace"])
+@pytest.mark.parametrize("name", MASKING_METHODS)
+def test_every_registry_method_gives_the_same_attributions_through_the_wrapper_and_directly(
+    tokenizer, gpt2, name, masking
+):
+    spec = METHODS_BY_NAME[name]
+    inp = TextFeatureInput(TEXT, tokenizer, level="sentence", template="Review: {}", masking=masking)
+    options = {"seed": 4} if spec.stochastic else {}
+    wrapped = LLMClassifierAttribution(spec.build(gpt2), tokenizer).attribute(inp, target=1, **options)
+    direct = spec.build(gpt2).attribute(
+        inp.input_ids, target=1, feature_mask=inp.feature_mask, baselines=inp.baselines_for(masking),
+        masking=masking, **options,
+    )
+    expected = feature_attributions(direct, inp.feature_mask)[0].double()
+    torch.testing.assert_close(wrapped.seq_attr, expected, atol=1e-6, rtol=0)
+    assert wrapped.masking == masking
+    # the wrapper's own masking overrides the input's
+    other = "replace" if masking == "delete" else "delete"
+    overridden = LLMClassifierAttribution(spec.build(gpt2), tokenizer, masking=other).attribute(
+        inp, target=1, **options
+    )
+    assert overridden.masking == other
+
+
+def test_the_wrapper_refuses_masking_as_a_call_argument(tokenizer, gpt2):
+    inp = TextFeatureInput(TEXT, tokenizer, level="sentence")
+    with pytest.raises(ValueError, match="set by LLMClassifierAttribution"):
+        LLMClassifierAttribution(SinglePassProgressive(gpt2), tokenizer).attribute(inp, masking="replace")
+    with pytest.raises(ValueError, match="masking must be one of"):
+        LLMClassifierAttribution(SinglePassProgressive(gpt2), tokenizer, masking="cut")

@@ -1,8 +1,10 @@
 import pytest
 import torch
 
+from captum_pi import PerPositionForward
 from captum_pi._core.masking import Masking, concat_masked, resolve_masking, with_fully_masked_rows
 from captum_pi._core.progressive import build_feature_layouts
+from toy_models import ARCHITECTURES, deleted_ids, tiny_classifier
 
 IDS = torch.arange(1, 9)[None]  # tokens 1..8
 FEATURES = torch.tensor([[-1, 0, 0, 1, 2, 2, -1, 3]])  # BOS, 4 features, a fixed token between
@@ -65,3 +67,38 @@ def test_fully_masked_rows_join_the_batch_right_padded():
     joined = concat_masked([Masking("delete", None).apply(ids[0], layouts[0], torch.ones(1, 2, dtype=torch.bool)),
                             Masking("delete", None).fully_masked(ids[1], layouts[1])], pad_id=0)
     assert joined.input_ids.tolist() == [[1, 2, 3, 4], [1, 0, 0, 0]]
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_under_deletion_every_intermediate_prediction_is_the_models_output_on_the_truncated_input(architecture):
+    model = tiny_classifier(architecture)
+    generator = torch.Generator().manual_seed(5)
+    ids = torch.randint(3, 64, (2, 11), generator=generator)
+    ids[:, 0] = 1  # BOS, fixed
+    features = torch.tensor([[-1, 0, 0, 1, 2, 2, 2, 3, 4, 4, 0], [-1, 0, 1, 1, 2, 3, 3, 4, -1, -1, -1]])
+    features[0, -1] = 4
+    attention = torch.tensor([[1] * 11, [1] * 8 + [0] * 3])
+    layouts = build_feature_layouts(ids, features, attention)
+    masking = Masking("delete", None)
+    coalitions = torch.tensor([[1, 0, 1, 1, 1], [0, 1, 0, 0, 1], [1, 1, 1, 1, 1], [0, 0, 0, 1, 0]], dtype=torch.bool)
+    # both rows' masked copies in one right-padded batch of rows of different lengths
+    pieces = [masking.apply(ids[row], layouts[row], coalitions) for row in range(2)]
+    batch = concat_masked(pieces, pad_id=0)
+    assert len(set(batch.final.tolist())) > 2  # lengths really differ
+    logits = PerPositionForward(model)(batch.input_ids, batch.attention_mask)
+    for row in range(2):
+        for copy, coalition in enumerate(coalitions):
+            index = row * len(coalitions) + copy
+            active = {k for k in range(5) if coalition[k]}
+            for feature in sorted(active):
+                kept_so_far = {k for k in active if k <= feature}
+                upto = features[row, : int(layouts[row].ends[feature]) + 1]
+                truncated = deleted_ids(ids[row, : upto.numel()], upto, kept_so_far)
+                with torch.no_grad():
+                    own = model(input_ids=truncated[None]).logits[0]
+                position = int(batch.feature_ends[index, feature])
+                torch.testing.assert_close(logits[index, position], own, atol=1e-5, rtol=0)
+            whole = deleted_ids(ids[row, : layouts[row].length], features[row, : layouts[row].length], active)
+            with torch.no_grad():
+                own = model(input_ids=whole[None]).logits[0]
+            torch.testing.assert_close(logits[index, int(batch.final[index])], own, atol=1e-5, rtol=0)

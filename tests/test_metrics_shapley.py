@@ -179,3 +179,41 @@ def test_progressive_game_rejects_rows_with_too_many_features():
         progressive_shapley_values(model, WORD_IDS, feature_mask=WORDS, baselines=MASK_ID, max_exact_features=4)
     with pytest.raises(ValueError, match="needs `baselines`"):
         progressive_shapley_values(model, WORD_IDS, feature_mask=WORDS, masking="replace")
+
+
+@pytest.mark.parametrize("with_prefix", [True, False])
+def test_half_cost_exact_shapley_under_deletion_equals_brute_force(with_prefix):
+    from toy_models import deleted_ids, hf_value
+
+    model = tiny_classifier("llama")
+    ids = torch.tensor([[1, 7, 9, 13, 21, 33, 40, 41]])
+    features = torch.tensor([[-1, 0, 0, 1, 2, 3, 3, 4]])
+    if not with_prefix:
+        ids, features = ids[:, 1:], features[:, 1:]
+    n = 5
+    forward = PerPositionForward(model)
+    result = shapley_values(forward, ids, target=1, feature_mask=features, baselines=None if with_prefix else 1,
+                            perturbations_per_eval=7)
+    def value(coalition):
+        kept = deleted_ids(ids[0], features[0], coalition)
+        return hf_value(model, kept if kept.numel() else torch.tensor([1]), 1)
+    torch.testing.assert_close(result.values[0].double(), exact_shapley(value, n), atol=1e-5, rtol=0)
+    expected_rows = 2 ** (n - 1) + (0 if with_prefix else 1)
+    assert result.n_samples == [expected_rows] and result.n_rows == expected_rows == forward.n_rows
+    # the full enumeration (as under replacement) gives the same values at twice the cost
+    suffixed = torch.cat([ids, torch.tensor([[50]])], dim=1), torch.cat([features, torch.tensor([[-1]])], dim=1)
+    full = shapley_values(model, suffixed[0], target=1, feature_mask=suffixed[1], baselines=1)
+    assert full.n_samples == [2 ** n]
+
+
+def test_under_deletion_the_progressive_game_is_the_masking_game():
+    model = tiny_classifier("gpt2")
+    ids = torch.tensor([[1, 7, 9, 13, 21, 33, 40], [1, 5, 6, 8, 3, 0, 0]])
+    features = torch.tensor([[-1, 0, 0, 1, 2, 3, 3], [-1, 0, 1, 2, 2, -1, -1]])
+    attention = torch.tensor([[1] * 7, [1] * 5 + [0] * 2])
+    common = dict(target=0, feature_mask=features, attention_mask=attention, masking="delete")
+    masking_game = shapley_values(model, ids, **common)
+    progressive = progressive_shapley_values(model, ids, **common)
+    torch.testing.assert_close(progressive.values, masking_game.values, atol=1e-5, rtol=0, equal_nan=True)
+    replaced = progressive_shapley_values(model, ids, **{**common, "masking": "replace"}, baselines=3)
+    assert (replaced.values - masking_game.values).abs().nan_to_num().max() > 1e-3

@@ -161,3 +161,24 @@ def test_invalid_arguments(kwargs, message):
     arguments.update(kwargs)
     with pytest.raises(ValueError, match=message):
         MultiPassProgressive(RunningSumClassifier(vocab_size=32)).attribute(IDS, **arguments)
+
+
+@pytest.mark.parametrize("architecture", ["gpt2", "llama"])
+def test_under_deletion_keeps_efficiency_and_converges_to_the_deletion_games_shapley_values(architecture):
+    from toy_models import deleted_ids, hf_value
+
+    model = tiny_classifier(architecture)
+    ids = torch.tensor([[1, 7, 9, 13, 21, 33, 40]])
+    features = torch.tensor([[-1, 0, 0, 1, 2, 3, 3]])
+    n = 4
+    value = lambda coalition: hf_value(model, deleted_ids(ids[0], features[0], coalition), 2)  # noqa: E731
+    exact = exact_shapley(value, n)
+    few = feature_attributions(MultiPassProgressive(model).attribute(
+        ids, target=2, feature_mask=features, n_samples=6, seed=0), features)[0]
+    assert float(few.sum()) == pytest.approx(value(set(range(n))) - value(set()), abs=1e-5)
+    many = feature_attributions(MultiPassProgressive(model).attribute(
+        ids, target=2, feature_mask=features, n_samples=4000, seed=0), features)[0]
+    # sampling error only: the deletion game is what every pass reads
+    assert torch.allclose(many.double(), exact, atol=0.05 * float(exact.abs().max()))
+    cosine = float(many.double() @ exact / (many.double().norm() * exact.norm()))
+    assert cosine > 0.995

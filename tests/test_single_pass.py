@@ -112,3 +112,34 @@ def test_baseline_outside_the_vocabulary_is_rejected():
     sp = SinglePassProgressive(tiny_classifier("gpt2"))
     with pytest.raises(ValueError, match=r"baselines=99 is not a token id in \[0, 64\)"):
         sp.attribute(IDS, feature_mask=WORDS, baselines=99)
+
+
+@pytest.mark.parametrize("architecture", ["gpt2", "llama", "qwen2"])
+def test_under_deletion_equals_successive_differences_of_the_deletion_game(architecture):
+    from toy_models import deleted_ids, hf_value
+
+    model = tiny_classifier(architecture)
+    ids = torch.tensor([[1, 7, 9, 13, 21, 33, 40, 41], [1, 12, 5, 6, 44, 0, 0, 0]])
+    features = torch.tensor([[-1, 0, 0, 1, 2, 2, 3, 4], [-1, 0, 1, 1, 2, -1, -1, -1]])
+    attention = torch.tensor([[1] * 8, [1] * 5 + [0] * 3])
+    attr = SinglePassProgressive(model).attribute(
+        ids, target=1, feature_mask=features, attention_mask=attention, masking="delete"
+    )
+    phi = feature_attributions(attr, features, attention)
+    for row, n in ((0, 5), (1, 3)):
+        length = int(attention[row].sum())
+        game = [hf_value(model, deleted_ids(ids[row, :length], features[row, :length], set(range(k))), 1)
+                for k in range(n + 1)]
+        torch.testing.assert_close(phi[row, :n].double(), torch.tensor(game, dtype=torch.float64).diff(), atol=1e-5, rtol=0)
+
+
+def test_under_deletion_a_row_without_fixed_tokens_reads_the_given_empty_token():
+    from toy_models import hf_value
+
+    model = tiny_classifier("llama")
+    ids = torch.tensor([[7, 9, 13, 21]])
+    features = torch.tensor([[0, 0, 1, 2]])
+    phi = feature_attributions(SinglePassProgressive(model).attribute(
+        ids, target=0, feature_mask=features, baselines=1), features)[0]
+    first = hf_value(model, ids[0, :2], 0) - hf_value(model, torch.tensor([1]), 0)
+    assert float(phi[0]) == pytest.approx(first, abs=1e-5)

@@ -107,3 +107,21 @@ def tiny_classifier(architecture: str, n_classes: int = 3, seed: int = 0) -> nn.
 
 
 ARCHITECTURES = ("gpt2", "llama", "mistral", "qwen2", "gemma3", "opt", "gpt_neox", "phi")
+
+
+def deleted_ids(input_ids: Tensor, feature_of_token: Tensor, coalition: "set[int]") -> Tensor:
+    r"""The row with every token of a feature outside ``coalition`` removed (the deletion
+    game), built by hand: fixed (-1) tokens and active features keep their order."""
+    keep = [f < 0 or f in coalition for f in feature_of_token.tolist()]
+    return input_ids[torch.tensor(keep)]
+
+
+def hf_value(model: nn.Module, ids: Tensor, target: int, target_type: str = "prob") -> float:
+    r"""The explained value of a Hugging Face classifier on one unpadded row, from the
+    model's own pooled ``logits`` (a separate call, no library code)."""
+    with torch.no_grad():
+        logits = model(input_ids=ids[None]).logits[0].double()
+    if target_type == "logit":
+        return float(logits[target])
+    log_prob = torch.log_softmax(logits, -1)[target]
+    return float(log_prob if target_type == "log_prob" else log_prob.exp())
