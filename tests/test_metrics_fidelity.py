@@ -75,3 +75,16 @@ def test_gap_by_relative_position_bins_hand_built_gaps():
     np.testing.assert_allclose(count, [3, 3])
     np.testing.assert_allclose(mean, [(0.1 + 0.2 + 0.5) / 3, (0.3 + 0.0 + 0.6) / 3])
     np.testing.assert_allclose(result.max_abs_gap, [0.3, 0.6])
+
+
+@pytest.mark.parametrize("architecture", ["gpt2", "llama", "gemma3"])
+def test_under_deletion_the_premise_holds_exactly(architecture):
+    model = tiny_classifier(architecture)
+    ids = torch.tensor([[1, 7, 9, 13, 21, 33, 40], [1, 5, 6, 8, 3, 0, 0]])
+    features = torch.tensor([[-1, 0, 0, 1, 2, 3, 3], [-1, 0, 1, 2, 2, -1, -1]])
+    attention = torch.tensor([[1] * 7, [1] * 5 + [0] * 2])
+    deleted = progressive_fidelity(model, ids, target=0, feature_mask=features, attention_mask=attention)
+    assert max(deleted.max_abs_gap) < 1e-5 and np.nanmax(np.abs(deleted.prefix_gaps)) < 1e-5
+    replaced = progressive_fidelity(model, ids, target=0, feature_mask=features, attention_mask=attention,
+                                    baselines=3, masking="replace")
+    assert max(replaced.max_abs_gap) > 1e-3

@@ -203,3 +203,21 @@ def test_metrics_accept_progressive_attributions_end_to_end():
     np.testing.assert_allclose(token_study.areas, feature_study.areas, atol=1e-6)
     assert ((token_study.areas >= 0) & (token_study.areas <= 1)).all()
     assert token_study.n_rows == 3 * 7
+
+
+def test_activation_study_and_aopc_under_deletion_match_the_models_own_predictions():
+    from toy_models import deleted_ids, hf_value
+
+    model = tiny_classifier("qwen2")
+    ids = torch.tensor([[1, 7, 9, 13, 21, 33, 40]])
+    features = torch.tensor([[-1, 0, 0, 1, 2, 3, 3]])
+    scores = torch.tensor([[0.5, -1.0, 2.0, 0.1]])
+    value = lambda coalition: hf_value(model, deleted_ids(ids[0], features[0], coalition), 1)  # noqa: E731
+    study = activation_study(model, ids, scores, target=1, feature_mask=features)
+    order = [2, 0, 3, 1]
+    expected = [value(set(order[:k])) for k in range(5)]
+    np.testing.assert_allclose(study.curves[0], expected, atol=1e-5)
+    result = aopc(model, ids, scores, target=1, feature_mask=features, fractions=(0.5,))
+    full = value({0, 1, 2, 3})
+    assert result.comprehensiveness[0] == pytest.approx(full - value({1, 3}), abs=1e-5)
+    assert result.sufficiency[0] == pytest.approx(full - value({0, 2}), abs=1e-5)

@@ -2,10 +2,10 @@ r"""
 Faithfulness metrics for feature attributions of decoder-only sequence classifiers.
 
 Every metric evaluates the model on masked copies of the input, built with the same
-rule as the attribution methods (:func:`captum_pi._core.progressive.mask_features`:
-every token of an inactive feature becomes the mask token ``baselines``, fixed (-1)
-tokens are kept, the length is unchanged), and reads the model's prediction at the
-final token. Masked inputs of all examples are evaluated together,
+masking game as the attribution methods (:mod:`captum_pi._core.masking`, the
+``masking=`` keyword: ``"delete"``, the default, removes the tokens of inactive
+features; ``"replace"`` replaces them with the mask token ``baselines``; fixed (-1)
+tokens are always kept), and reads the model's prediction at the final token. Masked inputs of all examples are evaluated together,
 ``perturbations_per_eval`` per model call, and every result reports the model calls
 (``n_calls``) and input rows (``n_rows``, forward-pass equivalents) it cost.
 

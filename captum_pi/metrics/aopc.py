@@ -92,7 +92,8 @@ def aopc(
     Conventions: for a fraction ``r`` of ``n`` features the top
     ``max(1, ceil(r n))`` features are removed (comprehensiveness) or kept
     (sufficiency), ranked by descending attribution with ties in sequence order;
-    removed features are replaced by the mask token, fixed tokens stay. The scores
+    removed features are masked with the masking game (deleted by default, as in
+    ERASER), fixed tokens stay. The scores
     are the plain mean over the fractions (ERASER's ``1 / (|B| + 1)`` normaliser,
     which adds a zero term for the empty bin, is not applied).
 

@@ -120,12 +120,14 @@ def progressive_fidelity(
     ``k`` the gap ``p_k - f(x'_k)`` between the intermediate prediction ``p_k`` (read
     at the last token of feature ``k`` in one pass on the unmasked input, as SP-PI
     and MP-PI read it) and the model's prediction at the final token of ``x'_k``,
-    the input with every feature after ``k`` replaced by the mask token. The paper
-    assumes ``p_k ~ f(x'_k)`` (its footnote 1 and Eqn 4) without measuring it; a
-    small gap at all relative positions ``k / n`` means PI's attributions explain
-    the model's actual masked predictions. Gaps come from the mask tokens
-    themselves (the model sees ``n - k`` extra tokens in ``x'_k``) and from fixed
-    tokens after feature ``k`` (a prompt suffix), which ``p_k`` has not read.
+    the input with every feature after ``k`` masked. The paper assumes
+    ``p_k ~ f(x'_k)`` (its footnote 1 and Eqn 4) without measuring it; a small gap
+    at all relative positions ``k / n`` means PI's attributions explain the model's
+    actual masked predictions. Under ``masking="replace"`` gaps come from the mask
+    tokens themselves (the model sees ``n - k`` extra tokens in ``x'_k``); under
+    ``"delete"`` ``x'_k`` is the input cut after feature ``k``, so the gap is 0 up
+    to float rounding, except for fixed tokens after feature ``k`` (a prompt
+    suffix), which ``p_k`` has not read under either game.
 
     Cost: one row per unmasked example, ``n - 1`` masked rows per example
     (``x'_n`` is the unmasked input), plus one fully masked row for examples with a
