@@ -18,6 +18,9 @@ tokens are always kept), and reads the model's prediction at the final token. Ma
   enumerating every coalition (or Captum's ``KernelShap`` with a large budget beyond
   ``max_exact_features``) and the cosine similarity, Spearman rank correlation and
   relative L2 error of an attribution against them.
+- :func:`coalition_values` and :func:`shapley_from_game`: every coalition's value under a
+  masking game (in ``2^(n-1)`` passes under deletion) and the exact Shapley values of a
+  game given that way.
 - :func:`progressive_fidelity`: how far each intermediate prediction ``p_k`` (read in one
   pass on the unmasked input) is from the model's prediction on the input with every
   feature after ``k`` masked, the approximation Progressive Inference rests on.
@@ -33,7 +36,8 @@ The package holds one concept per module, each importing only the ones above it:
 :mod:`~captum_pi.metrics._masked_values` (what the metrics share: argument checks,
 per-feature scores, batched evaluation of masked inputs),
 :mod:`~captum_pi.metrics.confidence`, :mod:`~captum_pi.metrics.studies`,
-:mod:`~captum_pi.metrics.aopc`, :mod:`~captum_pi.metrics.shapley`,
+:mod:`~captum_pi.metrics.aopc`, :mod:`~captum_pi.metrics.games`,
+:mod:`~captum_pi.metrics.shapley`,
 :mod:`~captum_pi.metrics.fidelity` and :mod:`~captum_pi.metrics.plots`. Every public
 name is re-exported here. ``import captum_pi.metrics`` imports neither matplotlib nor
 captum (whose import pulls in matplotlib): the plots import matplotlib when they draw,
@@ -43,6 +47,7 @@ from captum_pi.metrics._masked_values import ForwardFunc  # noqa: F401 (as befor
 from captum_pi.metrics.aopc import ERASER_FRACTIONS, AOPCResult, aopc  # noqa: F401
 from captum_pi.metrics.confidence import ConfidenceInterval, mean_confidence_interval
 from captum_pi.metrics.fidelity import FidelityResult, progressive_fidelity
+from captum_pi.metrics.games import CoalitionValuesResult, coalition_values, shapley_from_game
 from captum_pi.metrics.plots import plot_activation_curves, plot_fidelity_gap
 from captum_pi.metrics.shapley import (
     ShapleyAgreementResult,
@@ -65,6 +70,9 @@ __all__ = [
     "inverse_activation_study",
     "AOPCResult",
     "aopc",
+    "CoalitionValuesResult",
+    "coalition_values",
+    "shapley_from_game",
     "ShapleyValuesResult",
     "shapley_values",
     "progressive_shapley_values",

@@ -1,9 +1,9 @@
 r"""
 Reference Shapley values and the agreement of attributions with them: exact Shapley
-values of the masking game by enumerating every coalition (Captum's ``KernelShap``
-with a large budget beyond ``max_exact_features``), exact Shapley values of the
-progressive game MP-PI samples, and the cosine similarity, Spearman rank correlation
-and relative L2 error of an attribution against a reference.
+values of the masking game from every coalition's value (:mod:`captum_pi.metrics.games`;
+Captum's ``KernelShap`` with a large budget beyond ``max_exact_features``), exact
+Shapley values of the progressive game MP-PI samples, and the cosine similarity,
+Spearman rank correlation and relative L2 error of an attribution against a reference.
 """
 import math
 from dataclasses import dataclass
@@ -15,22 +15,23 @@ from scipy import stats
 from torch import Tensor
 
 from captum_pi._core.progressive import (
-    FeatureLayout,
-    PerPositionForward,
     TargetType,
     build_feature_layouts,
     explained_value,
     resolve_targets,
 )
-from captum_pi._core.masking import DEFAULT_MASKING, MaskedInputs, Masking
+from captum_pi._core.masking import DEFAULT_MASKING
 from captum_pi.metrics._masked_values import (
     ForwardFunc,
     _feature_scores,
-    _logits_at,
     _setup,
     _Setup,
     _values,
-    progress,
+)
+from captum_pi.metrics.games import (
+    _exact_coalition_logits,
+    _progressive_game_logits,
+    shapley_from_game,
 )
 from captum_pi.metrics.confidence import mean_confidence_interval
 
@@ -195,7 +196,7 @@ def shapley_values(
         n = layout.n_features
         if exact[row]:
             game = _values(coalition_logits[row], int(targets[row]), target_type)
-            values[row, :n] = torch.from_numpy(_exact_shapley(game, n))
+            values[row, :n] = torch.from_numpy(shapley_from_game(game))
             samples.append(passes[row])
         else:
             budget = 16 * n if n_samples is None else n_samples
@@ -289,151 +290,10 @@ def progressive_shapley_values(
     values = torch.full((len(setup.layouts), n_max), float("nan"), dtype=torch.float64)
     for row, layout in enumerate(setup.layouts):
         game = _values(games[row], int(targets[row]), target_type)
-        values[row, : layout.n_features] = torch.from_numpy(_exact_shapley(game, layout.n_features))
+        values[row, : layout.n_features] = torch.from_numpy(shapley_from_game(game))
     n_calls, n_rows = setup.counts()
     samples = [2 ** layout.n_features for layout in setup.layouts]
     return ShapleyValuesResult(values, [True] * len(samples), samples, targets, n_calls, n_rows)
-
-
-def _progressive_game_logits(
-    per_position: PerPositionForward,
-    ids: Tensor,
-    layout: FeatureLayout,
-    masking: Masking,
-    perturbations_per_eval: int,
-) -> Tensor:
-    r"""``[2^n, C]`` logits of ``v_PI`` for every coalition (bits as in
-    :func:`_all_coalitions`), read at the last token of each coalition's last
-    feature, or at the final token for the empty and the full coalition."""
-    n = layout.n_features
-    coalitions = _all_coalitions(n)
-    ranks = torch.arange(1, n + 1)
-    blocks = []
-    for start in range(0, coalitions.shape[0], perturbations_per_eval):
-        active = coalitions[start : start + perturbations_per_eval]
-        masked = masking.apply(ids, layout, active)
-        logits = per_position(masked.input_ids, masked.attention_mask).cpu()
-        last_feature = (active * ranks).argmax(dim=1)
-        copies = torch.arange(active.shape[0])
-        position = masked.feature_ends[copies, last_feature]
-        anchors = ~active.any(dim=1) | active.all(dim=1)
-        position[anchors] = masked.final[anchors]
-        blocks.append(logits[copies, position])
-    return torch.cat(blocks)
-
-
-def _exact_coalition_logits(
-    setup: _Setup, exact: List[bool], perturbations_per_eval: int, show_progress: bool
-) -> Tuple[Tensor, List[Tensor], List[int]]:
-    r"""
-    Final-token logits of all ``2^n`` coalitions of the exact rows and of the
-    unmasked input of the others, in one batched sweep.
-
-    Exact rows pay ``2^n`` passes (the full coalition is the unmasked input),
-    except under deletion when no fixed token follows a feature: the
-    intermediate predictions of the ``2^(n-1)`` passes on the coalitions that
-    contain the last feature are then the final-token predictions of every
-    nonempty coalition (:func:`_half_cost_passes`), and the empty coalition is
-    read at the last prefix token, or from one more pass when there is none.
-
-    Returns:
-        ``(full_logits [B, C], blocks, passes)`` where ``blocks[row]`` is
-        ``[2^n, C]`` for exact rows (bits as in :func:`_all_coalitions`) and
-        ``[1, C]`` (the unmasked input) for the others, and ``passes[row]`` the
-        model input rows the row cost.
-    """
-    plans = [_coalition_plan(setup.masking, layout, is_exact) for layout, is_exact in zip(setup.layouts, exact)]
-    bar = progress(
-        desc="exact Shapley coalitions", total=sum(len(plan[0]) for plan in plans),
-        disable=not show_progress,
-    )
-    masked = (
-        setup.masking.apply(row, layout, active)
-        for row, layout, (active, _, _) in zip(setup.rows, setup.layouts, plans)
-    )
-    reads = ((block, positions(block)) for block, (_, positions, _) in zip(masked, plans))
-    read = _logits_at(setup.per_position, reads, setup.masking.pad_id, perturbations_per_eval, bar)
-    bar.close()
-    blocks = [assemble(logits) for logits, (_, _, assemble) in zip(read, plans)]
-    return torch.stack([block[-1] for block in blocks]), blocks, [len(plan[0]) for plan in plans]
-
-
-def _coalition_plan(masking: Masking, layout: FeatureLayout, is_exact: bool):
-    r"""What to evaluate for one row: ``(active [P, n], positions_of(masked) ->
-    [P, k], assemble(logits [P, k, C]) -> [2^n or 1, C])``."""
-    n = layout.n_features
-    if not is_exact:
-        return torch.ones(1, n, dtype=torch.bool), _final_position, lambda logits: logits[:, 0]
-    if masking.rule == "delete" and _no_fixed_token_after_a_feature(layout):
-        return _half_cost_passes(layout)
-    return _all_coalitions(n), _final_position, lambda logits: logits[:, 0]
-
-
-def _final_position(masked: MaskedInputs) -> Tensor:
-    return masked.final.unsqueeze(1)
-
-
-def _no_fixed_token_after_a_feature(layout: FeatureLayout) -> bool:
-    return bool((layout.token_feature[int(layout.starts[0]):] >= 0).all())
-
-
-def _half_cost_passes(layout: FeatureLayout):
-    r"""
-    The exact deletion game of a row in ``2^(n-1)`` passes (one more without a
-    prefix token). A pass on coalition ``A`` (containing the last feature) reads,
-    at the last token of each active feature ``k``, the model's prediction on the
-    input with every feature outside ``A`` deleted and everything after ``k``
-    cut off: by causality that is ``v(A ∩ {0..k})``. Every nonempty coalition
-    ``S`` is ``A ∩ {0..max S}`` for ``A = S ∪ {n-1}``. The empty coalition is the
-    prefix alone: read at the last prefix token of the first pass, or from a pass
-    on the empty input when the row has no prefix.
-    """
-    n = layout.n_features
-    codes = torch.arange(2 ** (n - 1)) | (1 << (n - 1))
-    if layout.prefix_end is None:
-        codes = torch.cat([codes, torch.zeros(1, dtype=torch.long)])
-    active = (codes.unsqueeze(1) >> torch.arange(n).unsqueeze(0)) & 1 == 1
-    prefix = 0 if layout.prefix_end is None else layout.prefix_end
-
-    def positions(masked: MaskedInputs) -> Tensor:
-        at_prefix = torch.full((len(masked), 1), prefix, dtype=torch.long)
-        return torch.cat([masked.feature_ends, masked.final.unsqueeze(1), at_prefix], dim=1)
-
-    def assemble(logits: Tensor) -> Tensor:
-        game = torch.empty(2 ** n, logits.shape[-1], dtype=logits.dtype)
-        for feature in range(n):
-            selected = active[:, feature]
-            coalition = codes[selected] & ((1 << (feature + 1)) - 1)
-            game[coalition] = logits[selected, feature]
-        if layout.prefix_end is None:
-            game[0] = logits[-1, n]  # the pass on the empty input, at its final token
-        else:
-            game[0] = logits[0, n + 1]
-        return game
-
-    return active, positions, assemble
-
-
-def _all_coalitions(n: int) -> Tensor:
-    r"""BoolTensor ``[2^n, n]``; row ``s`` holds the bits of ``s`` (feature ``i`` is
-    bit ``i``), so the last row is the full coalition."""
-    codes = torch.arange(2 ** n).unsqueeze(1)
-    return (codes >> torch.arange(n).unsqueeze(0)) & 1 == 1
-
-
-def _exact_shapley(game: np.ndarray, n: int) -> np.ndarray:
-    r"""Shapley values from ``game[s] = v(S)`` with ``S`` the bits of ``s``."""
-    codes = np.arange(2 ** n)
-    sizes = np.array([bin(code).count("1") for code in codes])
-    weights = np.array([
-        math.factorial(s) * math.factorial(n - s - 1) / math.factorial(n) for s in range(n)
-    ])
-    phi = np.zeros(n)
-    for feature in range(n):
-        bit = 1 << feature
-        without = codes[(codes & bit) == 0]
-        phi[feature] = np.sum(weights[sizes[without]] * (game[without | bit] - game[without]))
-    return phi
 
 
 def _kernel_shap(
