@@ -1,0 +1,73 @@
+r"""
+Every coalition's value of test reviews under a masking game, saved for estimator
+studies (benchmarks/estimators.py): one ``.npz`` per review with the game
+(``[2^n]``, bit ``i`` = feature ``i``), ``n``, the label and the review index.
+
+Under deletion a review with n sentences costs 2^(n-1) SmolLM2 rows
+(captum_pi.metrics.coalition_values); each table is written as soon as it is done,
+so an interrupted run resumes.
+
+    python benchmarks/game_tables.py --model smollm2 --level sentence --limit 20 --min-features 5 --max-features 10
+"""
+import argparse
+import os
+import sys
+
+import numpy as np
+from tqdm import tqdm
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import MODELS, load_bundle, sample_reviews  # noqa: E402
+
+from captum_pi.metrics import coalition_values  # noqa: E402
+from captum_pi.text import TextFeatureInput  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def table_dir(model: str, task: str, level: str, masking: str) -> str:
+    return os.path.join(HERE, "cache", "games", f"{model}-{task}-{level}-{masking}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="smollm2", choices=MODELS)
+    parser.add_argument("--task", default="binary", choices=["binary", "3class"])
+    parser.add_argument("--level", default="sentence", choices=["word", "sentence"])
+    parser.add_argument("--masking", default="delete", choices=["delete", "replace"])
+    parser.add_argument("--limit", type=int, default=20)
+    parser.add_argument("--min-features", type=int, default=5)
+    parser.add_argument("--max-features", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the review sample")
+    args = parser.parse_args()
+    if args.max_features > 14:
+        parser.error("a table holds 2^n values and costs 2^(n-1) rows; use --max-features <= 14.")
+    bundle = load_bundle(args.model, args.task)
+    out = table_dir(args.model, args.task, args.level, args.masking)
+    os.makedirs(out, exist_ok=True)
+    done = 0
+    bar = tqdm(total=args.limit, desc="game tables")
+    for index, text, label in sample_reviews(args.task, args.seed):
+        if done == args.limit:
+            break
+        inp = TextFeatureInput(text, bundle.tokenizer, level=args.level, template=bundle.prefix + "{}",
+                               masking=args.masking)
+        n = inp.n_itp_features
+        if not args.min_features <= n <= args.max_features:
+            continue
+        path = os.path.join(out, f"{index}.npz")
+        if not os.path.exists(path):
+            result = coalition_values(
+                bundle.model, inp.input_ids, target=label, feature_mask=inp.feature_mask,
+                baselines=inp.baselines_for(args.masking), masking=args.masking, perturbations_per_eval=16,
+            )
+            np.savez(path + ".tmp.npz", game=result.games[0], n=n, label=label, index=index,
+                     rows=result.n_rows)
+            os.replace(path + ".tmp.npz", path)
+        done += 1
+        bar.update(1)
+    bar.close()
+
+
+if __name__ == "__main__":
+    main()
