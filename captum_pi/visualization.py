@@ -115,7 +115,15 @@ def _summary_html(result: ClassifierAttributionResult, with_method: bool) -> str
     ]
     if with_method:
         parts.append(f'method: <span class="label method">{esc(result.method)}</span>')
+    masking = getattr(result, "masking", None)
+    if masking is not None:
+        parts.append(f"masking: {esc(masking)}")
     return '<p class="summary">' + " &middot; ".join(parts) + "</p>"
+
+
+def _masking_note(result: ClassifierAttributionResult) -> str:
+    masking = getattr(result, "masking", None)
+    return "" if masking is None else f" | masking: {masking}"
 
 
 def _legend_html(result: ClassifierAttributionResult, scale: float, caption: bool = True) -> str:
@@ -305,7 +313,8 @@ def terminal_text(
     probability = float(result.probabilities[result.predicted])
     lines = [
         f"Predicted: {result.predicted_label} (probability {probability:.3f}) | explained: "
-        f"{_explained(result)} | method: {result.method} | level: {result.features.level}",
+        f"{_explained(result)} | method: {result.method} | level: {result.features.level}"
+        + _masking_note(result),
     ]
     n_chars = sum(len(text) for text, _ in pieces)
     too_many = max_features is not None and len(values) > max_features

@@ -290,3 +290,12 @@ def test_short_texts_are_shown_whole(model, tokenizer):
     assert "1 more features not shown" in terminal_text(longer, color=False)
     with pytest.raises(ValueError, match="max_features must be a positive int"):
         terminal_text(longer, max_features=0)
+
+
+def test_the_masking_game_is_named_in_the_terminal_and_the_page(model, tokenizer):
+    result = explain(model, tokenizer, [0.5, -0.25], text="Works well.")
+    result.masking = "delete"
+    assert terminal_text(result, color=False).splitlines()[0].endswith("| masking: delete")
+    assert "masking: delete" in attribution_html(result)
+    result.masking = None  # a method that masks nothing
+    assert "masking" not in terminal_text(result, color=False).splitlines()[0]
