@@ -1,8 +1,9 @@
-r"""Shared pieces of the benchmark scripts: models by name, the test sample, counting."""
+r"""Shared pieces of the benchmark scripts: models by name, the test sample, counting,
+a memoising per-position forward."""
 import contextlib
 import os
 import platform
-from typing import Iterator, List, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -58,6 +59,104 @@ class RowCounter:
         start = self.rows
         yield result
         result["rows"] = self.rows - start
+
+
+class CachedPerPosition:
+    r"""
+    A memoising per-position forward: ``f(input_ids, attention_mask=None) -> [B, T, C]``
+    class logits at every position of a Hugging Face decoder-only classifier (through
+    :class:`captum_pi.PerPositionForward`), each distinct row evaluated once.
+
+    A row is its real tokens: its token ids up to its attention mask (rows must be
+    right-padded). Because attention is causal, the logits of a row's first ``k``
+    positions are the logits of its ``k``-token prefix, so every prefix of a computed
+    row is registered too, and a later request for a row that is a prefix of a
+    computed one (under deletion: every coalition without the last feature) is
+    answered from the cache. The cache is prefix-closed, so registering a row stops
+    at its longest prefix already present. Rows missing from the cache are computed
+    in batches of ``chunk``, longest first, skipping those that are prefixes of
+    another row of the same request. Padded positions of the output are 0.
+
+    Values from the cache differ from a direct call only by float noise (~1e-6: a
+    row evaluated alone, in another batch or with other padding).
+
+    Attributes:
+        rows_requested (int): Rows asked for (the cost a user without the cache pays).
+        rows_computed (int): Rows the model evaluated.
+        config: The model's config (methods read ``num_labels`` and ``vocab_size``).
+    """
+
+    def __init__(self, model: torch.nn.Module, chunk: int = 32) -> None:
+        from captum_pi import PerPositionForward
+
+        self.per_position = PerPositionForward(model)
+        self.config = getattr(model, "config", None)
+        self.chunk = chunk
+        self.rows_requested = 0
+        self.rows_computed = 0
+        self._cache: Dict[Tuple[int, ...], Tuple[torch.Tensor, int]] = {}
+
+    def clear(self) -> None:
+        r"""Empties the cache (between reviews); the counters keep running."""
+        self._cache.clear()
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+    @contextlib.contextmanager
+    def measure(self) -> Iterator[dict]:
+        r"""Rows requested and computed within the block."""
+        result = {"rows": 0, "computed": 0}
+        requested, computed = self.rows_requested, self.rows_computed
+        yield result
+        result["rows"] = self.rows_requested - requested
+        result["computed"] = self.rows_computed - computed
+
+    def __call__(self, input_ids: torch.Tensor, attention_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        ids = input_ids.detach().cpu()
+        mask = torch.ones_like(ids) if attention_mask is None else attention_mask.detach().cpu().long()
+        lengths = mask.sum(dim=1)
+        positions = torch.arange(ids.shape[1]).unsqueeze(0)
+        if not bool(((positions < lengths.unsqueeze(1)).long() == mask).all()):
+            raise ValueError("CachedPerPosition needs right-padded rows (attention mask 1...1 0...0).")
+        rows = [tuple(ids[row, : int(length)].tolist()) for row, length in enumerate(lengths)]
+        self.rows_requested += len(rows)
+        self._compute([row for row in dict.fromkeys(rows) if row not in self._cache])
+        first = self._cache[rows[0]][0] if rows and rows[0] else None
+        n_classes = first.shape[-1] if first is not None else int(self.config.num_labels)
+        out = torch.zeros(ids.shape[0], ids.shape[1], n_classes)
+        for index, row in enumerate(rows):
+            if row:
+                logits, length = self._cache[row]
+                out[index, :length] = logits[:length]
+        return out.to(input_ids.device)
+
+    def _compute(self, missing: List[Tuple[int, ...]]) -> None:
+        selected: List[Tuple[int, ...]] = []
+        covered = set()
+        for row in sorted(missing, key=len, reverse=True):
+            if row and row not in covered:
+                selected.append(row)
+                covered.update(row[:k] for k in range(1, len(row) + 1))
+        for start in range(0, len(selected), self.chunk):
+            batch = selected[start: start + self.chunk]
+            width = len(batch[0])
+            ids = torch.zeros(len(batch), width, dtype=torch.long)
+            mask = torch.zeros(len(batch), width, dtype=torch.long)
+            for index, row in enumerate(batch):
+                ids[index, : len(row)] = torch.tensor(row)
+                mask[index, : len(row)] = 1
+            logits = self.per_position(ids, mask).cpu()
+            self.rows_computed += len(batch)
+            for index, row in enumerate(batch):
+                self._register(row, logits[index, : len(row)].clone())
+
+    def _register(self, row: Tuple[int, ...], logits: torch.Tensor) -> None:
+        for k in range(len(row), 0, -1):
+            prefix = row[:k]
+            if prefix in self._cache:
+                break  # the cache is prefix-closed: shorter prefixes are there too
+            self._cache[prefix] = (logits, k)
 
 
 def machine() -> str:

@@ -52,3 +52,65 @@ def test_budget_ratio_of_mp_pi_to_kernel_shap():
     assert shapley_budget.budget_ratio({"kernel-shap": 8}) == "only Kernel SHAP reaches 0.95"
     assert shapley_budget.budget_ratio({"mp-pi": 4}) == "only MP-PI reaches 0.95"
     assert "neither" in shapley_budget.budget_ratio({})
+
+
+def test_cached_per_position_matches_the_model_and_counts_requested_rows():
+    import torch
+    from _common import CachedPerPosition
+    from toy_models import tiny_classifier
+
+    from captum_pi import PerPositionForward
+
+    model = tiny_classifier("gpt2", n_classes=3)
+    direct = PerPositionForward(model)
+    cached = CachedPerPosition(model, chunk=2)
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(3, 64, (3, 12), generator=generator)
+    ids[1, :7] = ids[0, :7]  # row 1's real tokens are a prefix of row 0
+    mask = torch.ones_like(ids)
+    mask[1, 7:] = 0
+    mask[2, 10:] = 0
+    expected = direct(ids, mask)
+    got = cached(ids, mask)
+    real = mask.bool()
+    assert torch.allclose(got[real], expected[real], atol=1e-5)
+    assert (got[~real] == 0).all()
+    assert (cached.rows_requested, cached.rows_computed) == (3, 2)  # the prefix row is not computed
+    # A later request for prefixes of computed rows (unpadded) is answered from the cache.
+    with cached.measure() as rows:
+        again = cached(ids[:1, :5])
+        again_direct = cached(ids[2:, :10])
+    assert rows == {"rows": 2, "computed": 0}
+    assert torch.allclose(again, direct(ids[:1, :5]), atol=1e-5)
+    assert torch.allclose(again_direct, direct(ids[2:, :10]), atol=1e-5)
+    cached.clear()
+    assert len(cached) == 0
+    with cached.measure() as rows:
+        cached(ids[:1, :5])
+    assert rows == {"rows": 1, "computed": 1}
+
+
+@pytest.mark.parametrize("masking", ["delete", "replace"])
+def test_methods_and_exact_values_through_the_cache_equal_those_on_the_model(masking):
+    import torch
+    from _common import CachedPerPosition
+    from toy_models import tiny_classifier
+
+    from captum_pi.metrics import shapley_values
+    from captum_pi.registry import METHODS
+
+    model = tiny_classifier("gpt2", n_classes=2)
+    ids = torch.randint(3, 64, (1, 14), generator=torch.Generator().manual_seed(1))
+    ids[0, 0] = 1  # BOS, a fixed token
+    feature_mask = torch.tensor([[-1, 0, 0, 0, 1, 1, 2, 2, 2, 3, 3, 4, 4, 4]])
+    common = dict(target=1, feature_mask=feature_mask, baselines=5, masking=masking)
+    cached = CachedPerPosition(model)
+    exact = shapley_values(model, ids, **common).values
+    assert torch.allclose(shapley_values(cached, ids, **common).values, exact, atol=1e-5)
+    for name in ("mp-pi", "kernel-shap", "shapley-value-sampling"):
+        on_model = METHODS[name].build(model).attribute(ids, seed=0, n_samples=12, **common)
+        with cached.measure() as rows:
+            through_cache = METHODS[name].build(cached).attribute(ids, seed=0, n_samples=12, **common)
+        assert torch.allclose(through_cache, on_model, atol=1e-5), name
+        assert rows["computed"] == 0  # every coalition was computed for the exact values
+        assert rows["rows"] > 0
