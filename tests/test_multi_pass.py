@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -182,3 +184,50 @@ def test_under_deletion_keeps_efficiency_and_converges_to_the_deletion_games_sha
     assert torch.allclose(many.double(), exact, atol=0.05 * float(exact.abs().max()))
     cosine = float(many.double() @ exact / (many.double().norm() * exact.norm()))
     assert cosine > 0.995
+
+
+@pytest.mark.parametrize("with_prefix", [True, False])
+def test_exact_once_the_budget_reveals_every_coalition(with_prefix):
+    from toy_models import deleted_ids, hf_value
+
+    model = tiny_classifier("llama")
+    ids = torch.tensor([[1, 7, 9, 13, 21, 33, 40]])
+    features = torch.tensor([[-1, 0, 0, 1, 2, 3, 4]])
+    if not with_prefix:
+        ids, features = ids[:, 1:], features[:, 1:]
+    n = 5
+
+    def value(coalition):
+        kept = deleted_ids(ids[0], features[0], coalition)
+        return hf_value(model, kept if kept.numel() else torch.tensor([1]), 2)
+
+    exact = exact_shapley(value, n)
+    enough = 2 ** (n - 1) + (0 if with_prefix else 1)
+    mp = MultiPassProgressive(model)
+    forward = mp.per_position
+    phi = feature_attributions(mp.attribute(ids, target=2, feature_mask=features, baselines=1,
+                                            n_samples=enough, seed=0), features)[0]
+    torch.testing.assert_close(phi.double(), exact, atol=2e-6, rtol=0)
+    assert forward.n_rows == enough
+    more = feature_attributions(mp.attribute(ids, target=2, feature_mask=features, baselines=1,
+                                             n_samples=10 * enough, seed=1), features)[0]
+    torch.testing.assert_close(more.double(), exact, atol=2e-6, rtol=0)
+    assert forward.n_rows == 2 * enough  # never more passes than there are coalitions to reveal
+    fewer = feature_attributions(mp.attribute(ids, target=2, feature_mask=features, baselines=1,
+                                              n_samples=enough - 4, seed=0), features)[0]
+    assert (fewer.double() - exact).abs().max() > 1e-4
+
+
+def test_distinct_coalitions_count_each_coalition_once_with_the_shapley_kernel():
+    from captum_pi._core.multi_pass import distinct_coalitions
+
+    active = np.array([[True, False, True, True], [True, True, False, True], [True, True, True, True]])
+    ends = np.arange(12, dtype=float).reshape(3, 4)
+    data = distinct_coalitions(active, ends)
+    codes = (data.coalitions * (1 << np.arange(4))).sum(axis=1).tolist()
+    # {0} three times, {0,2}, {0,2,3}, {0,1}, {0,1,3}, {0,1,2}; the full coalition is dropped
+    assert sorted(codes) == sorted([1, 5, 13, 3, 11, 7])
+    assert data.values[codes.index(1)] == 0.0 and data.values[codes.index(7)] == 10.0
+    sizes = data.coalitions.sum(axis=1)
+    expected = [3 / (math.comb(4, k) * k * (4 - k)) for k in sizes]
+    np.testing.assert_allclose(data.weights, expected)

