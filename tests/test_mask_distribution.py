@@ -139,3 +139,37 @@ def test_distinct_passes_are_distinct_never_unmasked_and_cover_the_support(sampl
             tuple(row & (np.arange(5) <= k)) for row in passes for k in range(5) if row[k]
         }
         assert revealed == {tuple(c) for c in itertools.product([False, True], repeat=5) if any(c)}
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 7])
+def test_border_passes_reveal_every_coalition_of_size_one_and_n_minus_one(n):
+    from captum_pi._core.mask_distribution import border_passes
+
+    passes = border_passes(n)
+    assert len({row.tobytes() for row in passes}) == len(passes) <= 2 * (n - 1)
+    assert passes[:, -1].all() and not passes.all(axis=1).any()
+    with_unmasked = np.vstack([passes, np.ones((1, n), dtype=bool)])
+    revealed = {tuple(row & (np.arange(n) <= k)) for row in with_unmasked for k in range(n) if row[k]}
+    for size in (1, n - 1):
+        for members in itertools.combinations(range(n), size):
+            assert tuple(np.isin(np.arange(n), members)) in revealed, (size, members)
+
+
+def test_border_layers_beyond_the_first_come_whole():
+    from captum_pi._core.mask_distribution import border_passes
+
+    n = 6
+    first = border_passes(n)
+    assert np.array_equal(border_passes(n, 4), first[:4])  # layer 1 is cut to the budget
+    # layer 2 adds 2 C(5, 2) = 20 passes and {1, 6}, the one of {i, 6} layer 1 leaves
+    # to the unmasked pass's prefix {1}
+    second = border_passes(n, len(first) + 20)
+    assert np.array_equal(second, first)
+    both = border_passes(n, len(first) + 21)
+    assert len(both) == len(first) + 21 and len({row.tobytes() for row in both}) == len(both)
+    assert not both.all(axis=1).any()
+    revealed = {tuple(row & (np.arange(n) <= k)) for row in np.vstack([both, np.ones((1, n), bool)])
+                for k in range(n) if row[k]}
+    for size in (2, n - 2):
+        for members in itertools.combinations(range(n), size):
+            assert tuple(np.isin(np.arange(n), members)) in revealed, members

@@ -111,10 +111,12 @@ def test_preset_options_are_applied_and_can_be_overridden():
     preset = METHODS["mp-pi-shapley"].build(model)
     assert isinstance(preset, PresetAttribution) and preset.options == {"sampling": "shapley"}
     plain = MultiPassProgressive(model)
-    shapley = plain.attribute(IDS, feature_mask=words, baselines=3, seed=0, sampling="shapley")
-    optimized = plain.attribute(IDS, feature_mask=words, baselines=3, seed=0)
-    assert torch.equal(preset.attribute(IDS, feature_mask=words, baselines=3, seed=0), shapley)
-    overridden = preset.attribute(IDS, feature_mask=words, baselines=3, seed=0, sampling="optimized")
+    # a budget beyond the deterministic border passes and short of every coalition
+    options = dict(feature_mask=words, baselines=3, seed=0, n_samples=13)
+    shapley = plain.attribute(IDS, sampling="shapley", **options)
+    optimized = plain.attribute(IDS, **options)
+    assert torch.equal(preset.attribute(IDS, **options), shapley)
+    overridden = preset.attribute(IDS, sampling="optimized", **options)
     assert torch.equal(overridden, optimized)
     assert not torch.equal(shapley, optimized)
     assert preset.per_position is preset.method.per_position

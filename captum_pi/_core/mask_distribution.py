@@ -40,9 +40,10 @@ consecutive active features that ends at ``l``. With exact weights the weighted
 regression is, in expectation, Kernel SHAP's regression, so MP-PI converges to the
 Shapley values as the budget grows.
 """
+import itertools
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 from scipy.optimize import nnls
@@ -134,34 +135,43 @@ class MaskDistribution:
         ``2^n - 2`` without."""
         return 2 ** (self.n - 1) - 1 if self.extend else 2 ** self.n - 2
 
-    def sample_distinct(self, rng: np.random.Generator, n_passes: int) -> np.ndarray:
+    def sample_distinct(
+        self, rng: np.random.Generator, n_passes: int, exclude: Optional[np.ndarray] = None
+    ) -> np.ndarray:
         r"""
-        ``n_passes`` distinct input masks (never the unmasked input), as a BoolArray
-        ``[min(n_passes, support_size()), n]``: drawn from the distribution, a repeat
-        or the unmasked input being drawn again, for at most
+        ``n_passes`` distinct input masks, never the unmasked input nor one of
+        ``exclude``, as a BoolArray ``[min(n_passes, available), n]``: drawn from the
+        distribution, a repeat being drawn again, for at most
         ``DISTINCT_TRIES_PER_PASS`` draws per pass; masks still missing are drawn
-        uniformly among those not taken. When ``n_passes`` covers the support, every
-        mask is returned (in a random order).
+        uniformly among those not taken. When ``n_passes`` covers what is left of
+        the support, all of it is returned (in a random order).
 
         Deterministic predictions make a repeated pass worthless, so MP-PI's
         ``weighting="kernel"`` spends its budget on distinct passes.
         """
         n = self.n
-        wanted = min(int(n_passes), self.support_size())
-        if wanted == self.support_size():
-            return rng.permutation(self._support())
+        excluded = {mask.tobytes() for mask in (np.zeros((0, n), dtype=bool) if exclude is None else exclude)}
+        available = self.support_size() - len(excluded)
+        wanted = min(int(n_passes), available)
+        if wanted <= 0:
+            return np.zeros((0, n), dtype=bool)
+        if wanted == available:
+            rest = [mask for mask in self._support() if mask.tobytes() not in excluded]
+            return rng.permutation(np.stack(rest))
         taken: dict = {}
-        full = np.ones(n, dtype=bool)
+
+        def offer(mask: np.ndarray) -> None:
+            key = mask.tobytes()
+            if not mask.all() and key not in excluded:
+                taken.setdefault(key, mask)
+
         for _ in range(DISTINCT_TRIES_PER_PASS):
             for mask in self.sample(rng, wanted - len(taken)):
-                if not mask.all():
-                    taken.setdefault(mask.tobytes(), mask)
+                offer(mask)
             if len(taken) == wanted:
                 break
         while len(taken) < wanted:
-            mask = self._uniform_mask(rng)
-            if not np.array_equal(mask, full):
-                taken.setdefault(mask.tobytes(), mask)
+            offer(self._uniform_mask(rng))
         return np.stack(list(taken.values()))
 
     def _support(self) -> np.ndarray:
@@ -374,3 +384,71 @@ def shapley_kernel_weights(sizes: np.ndarray, n: int) -> np.ndarray:
     gives the Shapley values exactly."""
     sizes = np.asarray(sizes)
     return (n - 1) / (_binom(n, sizes) * sizes * (n - sizes))
+
+
+def border_passes(n: int, max_passes: Optional[int] = None) -> np.ndarray:
+    r"""
+    Deterministic passes that, with the unmasked pass, reveal whole layers of the
+    coalition lattice, the layers of the largest Kernel SHAP weight first (what
+    shapiq's Kernel SHAP enumerates first as its "border"); all contain the last
+    feature, as S+ passes do (1-based below).
+
+    - Layer 1 (sizes 1 and ``n - 1``): the ``n - 1`` passes ``{i, n}`` (``i = 2..n``;
+      their prefix at ``i`` is ``{i}``; ``{1}`` is the unmasked pass's first prefix),
+      then the ``n - 1`` passes leaving out one feature ``i < n`` (``N minus {n}``
+      is the unmasked pass's last prefix). Cut to ``max_passes``.
+    - Layer ``k >= 2``: the passes ``S | {n}`` and ``N minus S`` for every ``S`` of
+      ``k - 1`` or ``k`` features among ``1..n-1`` (they reveal every coalition of
+      size ``k`` and ``n - k``), only when the whole layer fits in ``max_passes``.
+
+    Args:
+        n (int): Number of features.
+        max_passes (int, optional): Most passes returned. None returns layer 1.
+                    Default: None
+
+    Returns:
+        BoolArray ``[P, n]`` of distinct passes, in that order.
+    """
+    singles = np.zeros((n - 1, n), dtype=bool)
+    singles[np.arange(n - 1), np.arange(1, n)] = True
+    singles[:, -1] = True
+    leave_one_out = ~np.eye(n - 1, n, dtype=bool)
+    passes = _distinct_rows(np.vstack([singles, leave_one_out]))  # for n <= 3 some coincide
+    if max_passes is None:
+        return passes
+    passes = passes[:max_passes]
+    for size in range(2, n):
+        layer = _layer_passes(n, size)
+        fresh = layer[~_rows_in(layer, passes)]
+        if len(passes) + len(fresh) > max_passes:
+            break
+        passes = np.vstack([passes, fresh])
+    return passes
+
+
+def _layer_passes(n: int, size: int) -> np.ndarray:
+    r"""``S | {n}`` and ``N minus S`` for every ``S`` of ``size - 1`` or ``size``
+    features among the first ``n - 1``: a coalition ``T`` of that size is the prefix
+    of ``T | {n}`` at its last feature, and one of size ``n - size`` is the prefix
+    of itself with ``n`` added."""
+    rows = []
+    for count in (size - 1, size):
+        for subset in itertools.combinations(range(n - 1), count):
+            with_last = np.zeros(n, dtype=bool)
+            with_last[list(subset)] = True
+            with_last[-1] = True
+            without = np.ones(n, dtype=bool)
+            without[list(subset)] = False
+            rows += [with_last, without]
+    rows = np.stack(rows)
+    return _distinct_rows(rows[~rows.all(axis=1)])
+
+
+def _distinct_rows(rows: np.ndarray) -> np.ndarray:
+    _, first = np.unique(rows, axis=0, return_index=True)
+    return rows[np.sort(first)]
+
+
+def _rows_in(rows: np.ndarray, others: np.ndarray) -> np.ndarray:
+    keys = {row.tobytes() for row in others}
+    return np.array([row.tobytes() in keys for row in rows], dtype=bool)

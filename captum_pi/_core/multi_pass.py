@@ -14,6 +14,7 @@ from captum_pi._core.budget import mp_pi_minimum_n_samples as minimum_n_samples
 from captum_pi._core.mask_distribution import (
     WEIGHTINGS,
     MaskDistribution,
+    border_passes,
     mask_distribution,
     shapley_kernel_weights,
 )
@@ -218,7 +219,7 @@ class MultiPassProgressive(PerturbationAttribution):
             distribution = mask_distribution(layout.n_features, sampling, solver)
             rng = np.random.default_rng(seed)
             if weighting == "kernel":
-                active = torch.from_numpy(distribution.sample_distinct(rng, n_sampled))
+                active = torch.from_numpy(_kernel_passes(distribution, rng, n_sampled))
             else:
                 active = torch.from_numpy(distribution.sample(rng, n_sampled))
             ends = self._values_at_feature_ends(
@@ -316,6 +317,17 @@ def _budget(n_features: int, n_samples: Optional[int]) -> int:
             f"be an int >= {minimum} for a row with {n_features} features; got {n_samples!r}."
         )
     return n_samples
+
+
+def _kernel_passes(distribution: MaskDistribution, rng: np.random.Generator, n_passes: int) -> np.ndarray:
+    r"""The passes of ``weighting="kernel"``: the border passes first
+    (:func:`~captum_pi._core.mask_distribution.border_passes`: with the unmasked
+    pass they reveal every coalition of size 1 and ``n - 1``, the largest Kernel
+    SHAP weights, then whole further layers), as many as the budget allows, then
+    distinct draws from the mask distribution."""
+    border = border_passes(distribution.n, n_passes)
+    rest = distribution.sample_distinct(rng, n_passes - len(border), exclude=border)
+    return np.vstack([border, rest])
 
 
 def _empty_read_at_prefix(masking: Masking, layout: FeatureLayout) -> bool:
