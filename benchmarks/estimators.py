@@ -35,6 +35,7 @@ from captum_pi.registry import METHODS  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BOS = 1
+ERROR_FLOOR = 1e-3  # the plot shows smaller errors (exact values, float rounding) at this line
 
 
 class TableGameModel(torch.nn.Module):
@@ -181,11 +182,15 @@ def plot(records: List[dict], names: List[str], multiples: List[int], path: str,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, ax = plt.subplots(figsize=(7, 4.5))
+    figure, ax = plt.subplots(figsize=(7.5, 4.8))
     for name in names:
         medians = [np.median([r["relative_l2"] for r in records if r["method"] == name and r["multiple"] == m])
                    for m in multiples]
-        ax.plot(multiples, medians, marker="o", label=name, linewidth=2.5 if name.startswith("MP-PI") else 1)
+        ax.plot(multiples, np.maximum(medians, ERROR_FLOOR), marker="o", label=name,
+                linewidth=2.5 if name.startswith("MP-PI") else 1,
+                linestyle="--" if "shapiq" in name else "-")
+    ax.axhline(ERROR_FLOOR, color="grey", linestyle=":", linewidth=1)
+    ax.text(multiples[0], ERROR_FLOOR * 1.15, "exact (error below 1e-3, float rounding)", fontsize=7, color="grey")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xticks(multiples, [f"{m}n" for m in multiples])
