@@ -8,6 +8,10 @@ Under deletion a review with n sentences costs 2^(n-1) SmolLM2 rows
 so an interrupted run resumes.
 
     python benchmarks/game_tables.py --model smollm2 --level sentence --limit 20 --min-features 5 --max-features 10
+
+``--model exactness`` writes the games of the tests' exactness model instead (random
+running-sum classifiers, 7 one-token features after a neutral start token), which
+need no LLM: ``python benchmarks/game_tables.py --model exactness --limit 8``.
 """
 import argparse
 import os
@@ -31,7 +35,7 @@ def table_dir(model: str, task: str, level: str, masking: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="smollm2", choices=MODELS)
+    parser.add_argument("--model", default="smollm2", choices=(*MODELS, "exactness"))
     parser.add_argument("--task", default="binary", choices=["binary", "3class"])
     parser.add_argument("--level", default="sentence", choices=["word", "sentence"])
     parser.add_argument("--masking", default="delete", choices=["delete", "replace"])
@@ -42,6 +46,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.max_features > 14:
         parser.error("a table holds 2^n values and costs 2^(n-1) rows; use --max-features <= 14.")
+    if args.model == "exactness":
+        write_exactness_games(args.limit, args.masking)
+        return
     bundle = load_bundle(args.model, args.task)
     out = table_dir(args.model, args.task, args.level, args.masking)
     os.makedirs(out, exist_ok=True)
@@ -67,6 +74,25 @@ def main() -> None:
         done += 1
         bar.update(1)
     bar.close()
+
+
+def write_exactness_games(count: int, masking: str, n: int = 7) -> None:
+    import torch
+
+    sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
+    from toy_models import MASK_ID, RunningSumClassifier
+
+    out = table_dir("exactness", "3class", "token", masking)
+    os.makedirs(out, exist_ok=True)
+    for index in range(count):
+        model = RunningSumClassifier(vocab_size=32, seed=index)
+        features = torch.randint(1, 32, (1, n), generator=torch.Generator().manual_seed(index))
+        ids = torch.cat([torch.tensor([[MASK_ID]]), features], dim=1)  # the start token embeds to 0
+        feature_mask = torch.tensor([[-1] + list(range(n))])
+        result = coalition_values(model, ids, target=1, feature_mask=feature_mask, baselines=MASK_ID,
+                                  masking=masking)
+        np.savez(os.path.join(out, f"{index}.npz"), game=result.games[0], n=n, label=1, index=index,
+                 rows=result.n_rows)
 
 
 if __name__ == "__main__":

@@ -71,6 +71,9 @@ GEMMA3_PROMPT_PREFIX = "Patient review of a medication (positive or negative):\n
 #: The SmolLM2 positive-vs-negative drug review head shipped with the package.
 DEFAULT_HEAD_PATH = Path(__file__).resolve().parent / "assets" / "smollm2_drugreview_head.pt"
 
+#: Where shipped LoRA adapters live (``<model>-<task>_lora.pt``, see captum_pi.lora).
+LORA_ASSETS = Path(__file__).resolve().parent / "assets"
+
 #: Regularisation strengths (inverse, as scikit-learn's ``C``) searched by
 #: cross-validation in :func:`train_head`.
 DEFAULT_CS: Tuple[float, ...] = tuple(float(c) for c in np.logspace(-4, 0, 9))
@@ -951,9 +954,12 @@ def _load_gguf_classifier(
     default_prefix: str,
     first_load_note: Optional[str] = None,
     transformers_output: bool = False,
+    adapter: Any = None,
 ) -> ClassifierBundle:
     if num_labels < 2:
         raise ValueError(f"num_labels must be >= 2, got {num_labels}.")
+    if adapter is not None:
+        return _load_with_adapter(path, model_id, num_labels, head, prefix, adapter, transformers_output)
     head_state = _resolve_head_file(head)
     if head_state is not None:
         head_prefix = head_state.get("prefix", "")
@@ -992,6 +998,40 @@ def _load_gguf_classifier(
     return bundle
 
 
+def _load_with_adapter(
+    path: Path, model_id: str, num_labels: int, head: HeadLike, prefix: Optional[str], adapter: Any,
+    transformers_output: bool,
+) -> ClassifierBundle:
+    r"""The base model with a LoRA adapter (and its trained head) merged in; the
+    adapter fixes the prompt prefix and the label names."""
+    from captum_pi.lora import apply_adapter, load_adapter, require_peft
+
+    if head is not None:
+        raise ValueError("pass either head= or adapter=: a LoRA adapter carries its own trained head.")
+    state = load_adapter(adapter)
+    require_peft()
+    if len(state["label_names"]) != num_labels:
+        raise ValueError(
+            f"num_labels={num_labels} but the adapter has {len(state['label_names'])} classes "
+            f"{tuple(state['label_names'])}."
+        )
+    if prefix is not None and prefix != state.get("prefix", ""):
+        raise ValueError(f"prefix {prefix!r} differs from the prefix {state.get('prefix')!r} the adapter was trained with.")
+    require_gguf()
+    model, tokenizer, _ = load_gguf_sequence_classifier(path, num_labels, verbose=transformers_output)
+    prepare_tokenizer(tokenizer)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    model = apply_adapter(model, state, model_signature(model))
+    model.config.id2label = dict(enumerate(state["label_names"]))
+    model.config.label2id = {name: index for index, name in enumerate(state["label_names"])}
+    return ClassifierBundle(
+        model=model, tokenizer=tokenizer, prefix=state.get("prefix", ""),
+        label_names=tuple(state["label_names"]), model_id=model_id,
+        head_info={"adapter": True, "fingerprint": state.get("fingerprint"), "settings": state["settings"],
+                   "metrics": state.get("metrics", {})},
+    )
+
+
 def _resolve_head_file(head: HeadLike) -> Optional[Dict[str, Any]]:
     if head is None or (isinstance(head, str) and head == "drugreview"):
         return None
@@ -1017,7 +1057,7 @@ def _train_drugreview_head(bundle: ClassifierBundle, num_labels: int) -> None:
 
 
 def load_smollm2_classifier(
-    num_labels: int = 2, head: HeadLike = None, prefix: Optional[str] = None
+    num_labels: int = 2, head: HeadLike = None, prefix: Optional[str] = None, adapter: Any = None
 ) -> ClassifierBundle:
     r"""
     Loads SmolLM2-135M-Instruct (Llama architecture, Q4_1 GGUF from the
@@ -1039,6 +1079,10 @@ def load_smollm2_classifier(
                     Default: None
         prefix (str, optional): Prompt put before every text. Default: None
                     (the head's prefix, else :data:`SMOLLM2_PROMPT_PREFIX`)
+        adapter (str, PathLike or dict, optional): A LoRA adapter of
+                    :mod:`captum_pi.training` (with its own trained head and
+                    prefix), merged into the base weights; needs ``peft``.
+                    Default: None
 
     Returns:
         ClassifierBundle: The model, tokenizer, prefix and label names; it
@@ -1055,12 +1099,13 @@ def load_smollm2_classifier(
         [0]
     """
     return _load_gguf_classifier(
-        smollm2_gguf_path(), SMOLLM2_MODEL_ID, num_labels, head, prefix, SMOLLM2_PROMPT_PREFIX
+        smollm2_gguf_path(), SMOLLM2_MODEL_ID, num_labels, head, prefix, SMOLLM2_PROMPT_PREFIX,
+        adapter=adapter,
     )
 
 
 def load_gemma3_classifier(
-    num_labels: int = 2, head: HeadLike = None, prefix: Optional[str] = None
+    num_labels: int = 2, head: HeadLike = None, prefix: Optional[str] = None, adapter: Any = None
 ) -> ClassifierBundle:
     r"""
     Loads Gemma-3-270M (Q4_K_M GGUF assembled from the
@@ -1076,6 +1121,8 @@ def load_gemma3_classifier(
                     :func:`load_smollm2_classifier`. Default: None
         prefix (str, optional): Prompt put before every text. Default: None
                     (the head's prefix, else :data:`GEMMA3_PROMPT_PREFIX`)
+        adapter (str, PathLike or dict, optional): As in
+                    :func:`load_smollm2_classifier`. Default: None
 
     Returns:
         ClassifierBundle: The model, tokenizer, prefix and label names.
@@ -1089,7 +1136,8 @@ def load_gemma3_classifier(
         >>> model, tokenizer = load_gemma3_classifier(num_labels=3, head="drugreview")
     """
     return _load_gguf_classifier(
-        gemma3_gguf_path(), GEMMA3_MODEL_ID, num_labels, head, prefix, GEMMA3_PROMPT_PREFIX
+        gemma3_gguf_path(), GEMMA3_MODEL_ID, num_labels, head, prefix, GEMMA3_PROMPT_PREFIX,
+        adapter=adapter,
     )
 
 
