@@ -6,7 +6,7 @@ from captum_pi.models import ClassifierBundle, model_signature
 from captum_pi.training import LoraSettings, fine_tune_lora, validation_split
 from tiny_text import tiny_tokenizer
 
-pytest.importorskip("peft")
+
 
 POSITIVE = ["It works great.", "Great help, no side effects.", "Works well for me.", "Great, it helps."]
 NEGATIVE = ["It made me sick.", "Awful side effects.", "Did not help at all.", "Sick and dizzy all day."]
