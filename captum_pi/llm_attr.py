@@ -30,7 +30,8 @@ from captum.log import log_usage
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from captum_pi._core.captum_adapters import TokenIntegratedGradients, _seeded
+from captum_pi._core.captum_adapters import _seeded
+from captum_pi._core.gradient_adapters import TokenIntegratedGradients
 from captum_pi._core.budget import check_captum_budget
 from captum_pi._core.masking import check_masking
 from captum_pi._core.multi_pass import MultiPassProgressive

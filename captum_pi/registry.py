@@ -61,7 +61,7 @@ MP-PI spends ``2 n`` passes, one of which is the unmasked input (the prediction)
 spends more than the ``2^(n-1)`` passes (with a BOS or prefix token under deletion)
 that reveal every coalition and give the exact Shapley values: below ``n = 5`` that
 is fewer than ``2n``. Integrated Gradients takes 257
-trapezoid points by default (:func:`captum_pi._core.captum_adapters.default_n_steps`: fewer
+trapezoid points by default (:func:`captum_pi._core.gradient_adapters.default_n_steps`: fewer
 miss completeness by far more than 5 % on SmolLM2's drug reviews), plus the two
 forward passes in which Captum's ``LayerIntegratedGradients`` reads the embedding
 layer on the input and the baseline; pass ``n_steps=n - 1`` for the paper's ``2n``.
@@ -168,7 +168,7 @@ class MethodSpec:
 
 
 def _integrated_gradients_cost(n: int) -> int:
-    from captum_pi._core.captum_adapters import default_n_steps
+    from captum_pi._core.gradient_adapters import default_n_steps
 
     return 2 * default_n_steps(n) + 2
 
@@ -206,12 +206,12 @@ _SPECS = (
           hf=False, baselines=True, target_type="prob", aggregation=None),
     _spec("gae", "GAE", "attention", _CORE + "generic_attention:GenericAttentionExplainability", lambda n: 1, "1", "1",
           hf=True, baselines=False, target_type="logit", aggregation="sum"),
-    _spec("input-x-gradient", "Input x Gradient", "gradient", _CORE + "captum_adapters:TokenInputXGradient",
+    _spec("input-x-gradient", "Input x Gradient", "gradient", _CORE + "gradient_adapters:TokenInputXGradient",
           lambda n: 1, "1", "1",
           hf=True, baselines=False, target_type="prob", aggregation="l2"),
     _spec("lrp", "LRP for Transformers", "gradient", _CORE + "lrp_transformer:TransformerLRP", lambda n: 1, "1", "1",
           hf=True, baselines=False, target_type="logit", aggregation="l2"),
-    _spec("integrated-gradients", "Integrated Gradients", "gradient", _CORE + "captum_adapters:TokenIntegratedGradients",
+    _spec("integrated-gradients", "Integrated Gradients", "gradient", _CORE + "gradient_adapters:TokenIntegratedGradients",
           _integrated_gradients_cost, "516 (257 points)", "2n",
           hf=True, baselines=True, target_type="prob", aggregation="sum"),
     _spec("kernel-shap", "Kernel SHAP", "perturbation", _CORE + "captum_adapters:TokenKernelShap",
@@ -229,10 +229,10 @@ _SPECS = (
     _spec("lime", "LIME", "perturbation", _CORE + "captum_adapters:TokenLime", lambda n: 2 * n, "2n", None,
           hf=False, baselines=True, target_type="prob", aggregation=None),
     _spec("mp-pi", "MP-PI", "progressive", _CORE + "multi_pass:MultiPassProgressive",
-          lambda n: min(2 * n, 2 ** (n - 1)) - 1, "2n - 1 (2^(n-1) - 1 below n = 5)", "2n",
+          lambda n: min(2 * n, 2 ** (n - 1)) - 1, "min(2n, 2^(n-1)) - 1", "2n",
           hf=False, baselines=True, target_type="prob", aggregation=None),
     _spec("mp-pi-shapley", "MP-PI (Shapley sampling)", "progressive",
-          _mp_pi_with_shapley_sampling, lambda n: min(2 * n - 1, 2 ** n - 2), "2n - 1 (2^n - 2 below n = 3)", None,
+          _mp_pi_with_shapley_sampling, lambda n: min(2 * n - 1, 2 ** n - 2), "min(2n - 1, 2^n - 2)", None,
           hf=False, baselines=True, target_type="prob", aggregation=None),
 )
 

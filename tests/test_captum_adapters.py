@@ -9,14 +9,12 @@ from captum_pi import feature_attributions
 from captum_pi._core.budget import CompletenessWarning
 from captum_pi._core.captum_adapters import (
     TokenFeatureAblation,
-    TokenInputXGradient,
-    TokenIntegratedGradients,
     TokenKernelShap,
     TokenLime,
     TokenShapleyValues,
     TokenShapleyValueSampling,
-    default_n_steps,
 )
+from captum_pi._core.gradient_adapters import TokenInputXGradient, TokenIntegratedGradients, default_n_steps
 from toy_models import MASK_ID, RunningSumClassifier, deleted_ids, exact_shapley, masked_value, tiny_classifier
 
 IDS = torch.tensor([[1, 7, 9, 13, 21, 5, 30, 4, 11]])

@@ -4,7 +4,7 @@ from torch import nn
 from transformers.models.llama.modeling_llama import LlamaRMSNorm
 
 from captum_pi import feature_attributions
-from captum_pi._core.captum_adapters import TokenInputXGradient
+from captum_pi._core.gradient_adapters import TokenInputXGradient
 from captum_pi._core.lrp_transformer import (
     TransformerLRP,
     _with_constant_normaliser,

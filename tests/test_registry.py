@@ -84,7 +84,7 @@ def test_costs_follow_the_paper_for_larger_inputs():
     n = 40
     for name, label in PAPER_METHODS.items():
         if name == "integrated-gradients":  # many steps by default, for completeness
-            from captum_pi._core.captum_adapters import default_n_steps
+            from captum_pi._core.gradient_adapters import default_n_steps
 
             assert METHODS[name].cost(n) == 2 * default_n_steps(n) + 2
             assert METHODS[name].cost_formula.startswith(str(2 * default_n_steps(n) + 2))
