@@ -10,7 +10,9 @@ import torch
 
 from captum_pi.data import load_drug_reviews
 
-MODELS = ("smollm2", "gemma3", "gpt2")
+#: "smollm2" is SmolLM2 with the frozen-feature head (logistic regression on last-token
+#: states), "smollm2-lora" the LoRA fine-tuned default classifier.
+MODELS = ("smollm2", "smollm2-lora", "gemma3", "gpt2")
 TASK_CLASSES = {"binary": 2, "3class": 3}
 
 
@@ -20,8 +22,12 @@ def load_bundle(model_name: str, task: str):
     from captum_pi import models
 
     num_labels = TASK_CLASSES[task]
+    if model_name == "smollm2-lora" and task == "binary":
+        return models.load_default_classifier()  # the LoRA adapter shipped in the package
+    if model_name == "smollm2-lora":
+        raise ValueError("smollm2-lora is trained for the binary task only (benchmarks/train_lora.py).")
     if model_name == "smollm2" and task == "binary":
-        return models.load_default_classifier()  # the head shipped in the package
+        return models.load_smollm2_classifier(head=models.DEFAULT_HEAD_PATH)  # the shipped frozen head
     if model_name == "smollm2":
         return models.load_smollm2_classifier(num_labels=num_labels, head="drugreview")
     if model_name == "gemma3":

@@ -544,7 +544,10 @@ def _check_model_directory(path: Path) -> None:
 def _default_classifier(verbose: bool) -> LoadedClassifier:
     from captum_pi import models
 
-    description = f"{models.SMOLLM2_MODEL_ID} with the shipped drug review head ({'/'.join(models.default_label_names())})"
+    description = (
+        f"{models.SMOLLM2_MODEL_ID} fine-tuned with the shipped LoRA drug review adapter "
+        f"({'/'.join(models.default_label_names())})"
+    )
 
     def load() -> Any:
         return models.load_default_classifier(verbose=True, transformers_output=verbose)
@@ -553,7 +556,7 @@ def _default_classifier(verbose: bool) -> LoadedClassifier:
     if tokenizer is None:  # first run: the tokenizer comes with the model
         bundle = load()
         return LoadedClassifier(bundle.tokenizer, bundle.prefix, description, lambda: bundle.model)
-    return LoadedClassifier(tokenizer, models.SMOLLM2_PROMPT_PREFIX, description, lambda: load().model)
+    return LoadedClassifier(tokenizer, models.default_prompt_prefix(), description, lambda: load().model)
 
 
 def _directory_classifier(path: Path, verbose: bool) -> LoadedClassifier:

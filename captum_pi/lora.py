@@ -12,6 +12,7 @@ the result is a plain Hugging Face ``*ForSequenceClassification`` model, which
 Progressive Inference reads like any other.
 """
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Dict, Union
 
@@ -135,7 +136,11 @@ def apply_adapter(model: nn.Module, adapter: AdapterLike, base_signature: str) -
         raise ValueError(f"the adapter has {n_labels} classes, the model {model.config.num_labels}.")
     peft = require_peft()
     _match_score_bias(model, state["lora_state"])
-    wrapped = peft.get_peft_model(model, lora_config(state["settings"]))
-    peft.set_peft_model_state_dict(wrapped, state["lora_state"])
-    merged = wrapped.merge_and_unload()
+    with warnings.catch_warnings():
+        # peft 0.21 asks transformers 5 a deprecated question while wrapping; the
+        # merged model is not affected, and a user explaining a text should not see it
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
+        wrapped = peft.get_peft_model(model, lora_config(state["settings"]))
+        peft.set_peft_model_state_dict(wrapped, state["lora_state"])
+        merged = wrapped.merge_and_unload()
     return merged.eval()

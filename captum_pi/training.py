@@ -10,8 +10,9 @@ cut to ``max_tokens`` tokens. A validation split carved from the training data p
 the best epoch (early stopping); the test split is never seen.
 
 Training checkpoints after every ``checkpoint_every`` optimizer steps into a
-directory and resumes from it, so an interrupted run loses little; the checkpoint is
-refused when the base model, the data or the settings differ (their fingerprint).
+directory and resumes from it, so an interrupted run loses little, and a finished
+run continues when ``epochs`` is raised; the checkpoint is refused when the base
+model, the data or any other setting differ (their fingerprint).
 The result is an adapter dict (see :mod:`captum_pi.lora`) with the training curve.
 """
 import dataclasses
@@ -137,16 +138,13 @@ def fine_tune_lora(
         >>> adapter = fine_tune_lora(bundle, data.texts, data.labels, data.label_names,
         ...                          checkpoint_dir="runs/smollm2")
     """
-    from captum_pi.models import fingerprint, model_signature
+    from captum_pi.models import model_signature
 
     _check_training_data(texts, labels, label_names, bundle)
     peft = require_peft()
     torch.manual_seed(settings.seed)
     base_signature = model_signature(bundle.model)
-    run_fingerprint = fingerprint({
-        "base": base_signature, "data": data_fingerprint, "settings": settings.as_dict(),
-        "prefix": bundle.prefix, "labels": list(label_names),
-    })
+    run_fingerprint = _run_fingerprint(base_signature, data_fingerprint, settings, bundle.prefix, label_names)
     model = peft.get_peft_model(bundle.model, lora_config(settings.as_dict()))
     trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=settings.learning_rate, weight_decay=settings.weight_decay)
@@ -189,6 +187,19 @@ def fine_tune_lora(
                     "validation_loss": best["loss"], "training_seconds": state["seconds"],
                     "n_train": len(train_rows), "n_validation": len(validation_rows)},
     }
+
+
+def _run_fingerprint(
+    base_signature: str, data_fingerprint: str, settings: LoraSettings, prefix: str, label_names: Sequence[str]
+) -> str:
+    r"""Identity of a training run. The number of epochs is left out: the schedule has
+    no decay, so the first epochs of a longer run are those of a shorter one, and
+    raising ``epochs`` continues a finished run from its checkpoint."""
+    from captum_pi.models import fingerprint
+
+    recipe = {key: value for key, value in settings.as_dict().items() if key != "epochs"}
+    return fingerprint({"base": base_signature, "data": data_fingerprint, "settings": recipe,
+                        "prefix": prefix, "labels": list(label_names)})
 
 
 def _check_training_data(texts: Sequence[str], labels: Sequence[int], label_names: Sequence[str], bundle: Any) -> None:

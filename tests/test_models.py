@@ -221,6 +221,33 @@ def test_shipped_default_head_file():
     assert DEFAULT_HEAD_PATH.stat().st_size < 64_000
 
 
+def test_shipped_default_adapter_file():
+    from captum_pi.lora import load_adapter
+
+    adapter = load_adapter(models.DEFAULT_ADAPTER_PATH)
+    assert tuple(adapter["label_names"]) == ("negative", "positive")
+    assert adapter["prefix"] == SMOLLM2_PROMPT_PREFIX
+    assert adapter["base_model_id"] == models.SMOLLM2_MODEL_ID
+    assert adapter["settings"]["rank"] == 16 and adapter["settings"]["alpha"] == 32
+    assert adapter["metrics"]["test"]["accuracy"] > 0.845  # above the frozen-feature head
+    assert len(adapter["test_predictions"]["indices"]) == 8
+    assert models.DEFAULT_ADAPTER_PATH.stat().st_size < 10_000_000
+    assert models.default_label_names() == ("negative", "positive")
+    assert models.default_prompt_prefix() == SMOLLM2_PROMPT_PREFIX
+
+
+@pytest.mark.real_llm
+def test_the_shipped_adapter_reproduces_its_recorded_test_predictions():
+    from captum_pi.data import load_drug_reviews
+    from captum_pi.lora import load_adapter
+
+    recorded = load_adapter(models.DEFAULT_ADAPTER_PATH)["test_predictions"]
+    test = load_drug_reviews("test", "binary")
+    bundle = models.load_default_classifier(verbose=False)
+    probabilities = bundle.predict_proba([test.texts[i] for i in recorded["indices"]])
+    torch.testing.assert_close(probabilities, torch.tensor(recorded["probabilities"]), atol=1e-4, rtol=0)
+
+
 @pytest.mark.real_llm
 def test_default_classifier_per_position_and_predictions():
     bundle = models.load_default_classifier(verbose=False)

@@ -89,10 +89,23 @@ def test_an_interrupted_run_resumes_from_its_checkpoint_to_the_same_adapter(tmp_
         [e.get("train_loss") for e in whole["curve"]], abs=1e-6)
     for name, tensor in whole["lora_state"].items():
         torch.testing.assert_close(resumed["lora_state"][name], tensor, atol=1e-6, rtol=0)
-    other = LoraSettings(**{**SETTINGS.as_dict(), "target_modules": SETTINGS.target_modules, "epochs": 2})
+    other = LoraSettings(**{**SETTINGS.as_dict(), "target_modules": SETTINGS.target_modules, "learning_rate": 1e-3})
     with pytest.raises(ValueError, match="another training run"):
         fine_tune_lora(tiny_llama_bundle(), TEXTS, LABELS, names, other, checkpoint_dir=tmp_path,
                        show_progress=False)
+
+
+def test_raising_the_epochs_continues_a_finished_run(tmp_path):
+    names = ("negative", "positive")
+    longer = LoraSettings(**{**SETTINGS.as_dict(), "target_modules": SETTINGS.target_modules, "epochs": 6})
+    straight = fine_tune_lora(tiny_llama_bundle(), TEXTS, LABELS, names, longer, show_progress=False)
+    fine_tune_lora(tiny_llama_bundle(), TEXTS, LABELS, names, SETTINGS, checkpoint_dir=tmp_path,
+                   show_progress=False)
+    continued = fine_tune_lora(tiny_llama_bundle(), TEXTS, LABELS, names, longer, checkpoint_dir=tmp_path,
+                               show_progress=False)
+    assert len([e for e in continued["curve"] if "train_loss" in e]) == 6 * 3
+    for name, tensor in straight["lora_state"].items():
+        torch.testing.assert_close(continued["lora_state"][name], tensor, atol=1e-6, rtol=0)
 
 
 def test_a_stale_adapter_is_refused(tmp_path):
