@@ -325,7 +325,9 @@ class TokenShapleyValueSampling(_FeaturePerturbation):
 class _CachedValue:
     r"""A :class:`_MaskedValue` that evaluates each distinct presence vector once:
     Captum's ``ShapleyValues`` asks for every prefix of every one of the ``n!``
-    feature orders (``1 + n * n!`` values), but there are only ``2^n`` coalitions."""
+    feature orders (``1 + n * n!`` values), but there are only ``2^n`` coalitions;
+    its ``ShapleyValueSampling`` ends every permutation at the unmasked input and
+    repeats short prefixes across permutations."""
 
     def __init__(self, value_of: _MaskedValue) -> None:
         self.value_of = value_of
