@@ -54,10 +54,14 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=LoraSettings.learning_rate)
     parser.add_argument("--max-tokens", type=int, default=LoraSettings.max_tokens)
     parser.add_argument("--ship", action="store_true", help="also write the adapter into captum_pi/assets/")
+    parser.add_argument("--target-modules", nargs="+", default=list(LoraSettings.target_modules),
+                        help="projections that get adapters (default: the attention projections)")
     parser.add_argument("--warm-start", action="store_true",
                         help="start the score head from the shipped frozen-feature head (binary SmolLM2 only)")
     args = parser.parse_args()
     key = f"{args.model}-{args.task}" + ("-warm" if args.warm_start else "")
+    if tuple(args.target_modules) != LoraSettings.target_modules:
+        key += "-" + "-".join(name.replace("_proj", "") for name in args.target_modules)
     run_dir = os.path.join(HERE, "cache", "lora", key)
     train = load_drug_reviews("train", args.task)
     test = load_drug_reviews("test", args.task)
@@ -67,7 +71,7 @@ def main() -> None:
     bundle = LOADERS[args.model](num_labels=NUM_LABELS[args.task], head=head)
     bundle.label_names = tuple(train.label_names)
     settings = LoraSettings(epochs=args.epochs, learning_rate=args.learning_rate, max_tokens=args.max_tokens,
-                            warm_start=bool(args.warm_start))
+                            warm_start=bool(args.warm_start), target_modules=tuple(args.target_modules))
     started = time.perf_counter()
     adapter = fine_tune_lora(bundle, train.texts, train.labels, train.label_names, settings,
                              checkpoint_dir=run_dir, data_fingerprint=data_fingerprint(train.texts, train.labels))
