@@ -10,31 +10,35 @@ import torch
 
 from captum_pi.data import load_drug_reviews
 
-#: "smollm2" is SmolLM2 with the frozen-feature head (logistic regression on last-token
-#: states), "smollm2-lora" the LoRA fine-tuned default classifier.
-MODELS = ("smollm2", "smollm2-lora", "gemma3", "gpt2")
+#: "smollm2" and "gemma3" carry frozen-feature heads (logistic regressions on last-token
+#: states); "-lora" are the LoRA fine-tuned classifiers shipped in captum_pi/assets
+#: (benchmarks/train_lora.py --ship), the binary SmolLM2 one being the package default.
+MODELS = ("smollm2", "smollm2-lora", "gemma3", "gemma3-lora")
 TASK_CLASSES = {"binary": 2, "3class": 3}
 
 
 def load_bundle(model_name: str, task: str):
     r"""A trained classifier bundle (model, tokenizer, prefix, label names) by name;
-    heads and the from-scratch GPT-2 are cached by ``captum_pi.models``."""
+    frozen-feature heads are cached by ``captum_pi.heads``."""
     from captum_pi import models
 
     num_labels = TASK_CLASSES[task]
     if model_name == "smollm2-lora" and task == "binary":
         return models.load_default_classifier()  # the LoRA adapter shipped in the package
-    if model_name == "smollm2-lora":
-        raise ValueError("smollm2-lora is trained for the binary task only (benchmarks/train_lora.py).")
+    if model_name.endswith("-lora"):
+        base = model_name[: -len("-lora")]
+        adapter = models.LORA_ASSETS / f"{base}-{task}_lora.pt"
+        if not adapter.is_file():
+            raise ValueError(f"no shipped adapter {adapter.name}; train it with "
+                             f"python benchmarks/train_lora.py --model {base} --task {task} --warm-start --ship")
+        loader = models.load_smollm2_classifier if base == "smollm2" else models.load_gemma3_classifier
+        return loader(num_labels=num_labels, adapter=adapter)
     if model_name == "smollm2" and task == "binary":
         return models.load_smollm2_classifier(head=models.DEFAULT_HEAD_PATH)  # the shipped frozen head
     if model_name == "smollm2":
         return models.load_smollm2_classifier(num_labels=num_labels, head="drugreview")
     if model_name == "gemma3":
         return models.load_gemma3_classifier(num_labels=num_labels, head="drugreview")
-    if model_name == "gpt2":
-        train = load_drug_reviews("train", task)
-        return models.train_gpt2_classifier(train.texts, train.labels, train.label_names)
     raise ValueError(f"unknown model {model_name!r}; expected one of {MODELS}.")
 
 

@@ -6,7 +6,7 @@ confidence intervals, ERASER AOPC comprehensiveness and sufficiency, the cost in
 forward-pass equivalents, the measured forward rows and the wall time per explanation.
 
     python benchmarks/faithfulness.py --model smollm2 --level sentence --limit 30
-    python benchmarks/faithfulness.py --model smollm2 gemma3 gpt2 --level word sentence
+    python benchmarks/faithfulness.py --model smollm2 gemma3 --level word sentence
 
 Several models, tasks and levels run one after the other. Per-example results are
 cached as JSON under benchmarks/cache/ (resumable: rerun the same command to

@@ -21,10 +21,10 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import machine  # noqa: E402
 
-from captum_pi import models  # noqa: E402
+from captum_pi import heads, models  # noqa: E402
 from captum_pi.data import load_drug_reviews  # noqa: E402
 from captum_pi.lora import save_adapter  # noqa: E402
-from captum_pi.training import LoraSettings, fine_tune_lora  # noqa: E402
+from captum_pi.training import LoraSettings, fine_tune_lora, validation_split  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NUM_LABELS = {"binary": 2, "3class": 3}
@@ -38,12 +38,9 @@ def data_fingerprint(texts, labels) -> str:
     return digest.hexdigest()[:16]
 
 
-def accuracy_report(predictions, labels, label_names) -> dict:
-    predictions, labels = np.asarray(predictions), np.asarray(labels)
-    recalls = [float(np.mean(predictions[labels == c] == c)) for c in range(len(label_names)) if (labels == c).any()]
-    majority = float(np.max(np.bincount(labels)) / labels.size)
-    return {"accuracy": float(np.mean(predictions == labels)), "balanced_accuracy": float(np.mean(recalls)),
-            "majority_baseline": majority, "n": int(labels.size)}
+def accuracy_report(predictions, labels) -> dict:
+    majority = float(np.max(np.bincount(labels)) / len(labels))
+    return {**heads.accuracy_report(predictions, labels), "majority_baseline": majority}
 
 
 def main() -> None:
@@ -56,22 +53,29 @@ def main() -> None:
     parser.add_argument("--ship", action="store_true", help="also write the adapter into captum_pi/assets/")
     parser.add_argument("--target-modules", nargs="+", default=list(LoraSettings.target_modules),
                         help="projections that get adapters (default: the attention projections)")
-    parser.add_argument("--warm-start", action="store_true",
-                        help="start the score head from the shipped frozen-feature head (binary SmolLM2 only)")
+    parser.add_argument("--warm-start", nargs="?", const="train-part", choices=["train-part", "shipped"],
+                        help="start the score head from a frozen-feature head: 'train-part' (the default when "
+                             "the flag is given) fits it on the training part of the split only, so the "
+                             "validation texts stay unseen; 'shipped' takes the shipped SmolLM2 binary head, "
+                             "which was fitted on the whole training split")
     args = parser.parse_args()
-    key = f"{args.model}-{args.task}" + ("-warm" if args.warm_start else "")
+    key = f"{args.model}-{args.task}" + {None: "", "train-part": "-warm", "shipped": "-warmshipped"}[args.warm_start]
     if tuple(args.target_modules) != LoraSettings.target_modules:
         key += "-" + "-".join(name.replace("_proj", "") for name in args.target_modules)
     run_dir = os.path.join(HERE, "cache", "lora", key)
     train = load_drug_reviews("train", args.task)
     test = load_drug_reviews("test", args.task)
-    if args.warm_start and (args.model, args.task) != ("smollm2", "binary"):
-        sys.exit("--warm-start needs the shipped head: --model smollm2 --task binary")
-    head = models.DEFAULT_HEAD_PATH if args.warm_start else None
-    bundle = LOADERS[args.model](num_labels=NUM_LABELS[args.task], head=head)
-    bundle.label_names = tuple(train.label_names)
+    if args.warm_start == "shipped" and (args.model, args.task) != ("smollm2", "binary"):
+        sys.exit("--warm-start shipped needs the shipped head: --model smollm2 --task binary")
     settings = LoraSettings(epochs=args.epochs, learning_rate=args.learning_rate, max_tokens=args.max_tokens,
                             warm_start=bool(args.warm_start), target_modules=tuple(args.target_modules))
+    head = models.DEFAULT_HEAD_PATH if args.warm_start == "shipped" else None
+    bundle = LOADERS[args.model](num_labels=NUM_LABELS[args.task], head=head)
+    bundle.label_names = tuple(train.label_names)
+    if args.warm_start == "train-part":
+        rows, _ = validation_split(train.labels, settings.validation_fraction, settings.seed)
+        heads.train_head(bundle, [train.texts[i] for i in rows], [train.labels[i] for i in rows],
+                          train.label_names)
     started = time.perf_counter()
     adapter = fine_tune_lora(bundle, train.texts, train.labels, train.label_names, settings,
                              checkpoint_dir=run_dir, data_fingerprint=data_fingerprint(train.texts, train.labels))
@@ -79,12 +83,12 @@ def main() -> None:
     trained = LOADERS[args.model](num_labels=NUM_LABELS[args.task], adapter=adapter_path)
     probabilities = trained.predict_proba(test.texts, batch_size=8, progress=True)
     predictions = probabilities.argmax(-1).tolist()
-    report = accuracy_report(predictions, test.labels, train.label_names)
+    report = accuracy_report(predictions, test.labels)
     adapter["metrics"]["test"] = report
     adapter["test_predictions"] = {"indices": list(range(8)), "probabilities": probabilities[:8].tolist()}
     save_adapter(adapter, adapter_path)
     if args.ship:
-        save_adapter(adapter, models.LORA_ASSETS / f"{key}_lora.pt")
+        save_adapter(adapter, models.LORA_ASSETS / f"{args.model}-{args.task}_lora.pt")
     write_report(key, args, adapter, report, time.perf_counter() - started)
 
 

@@ -177,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     explain.add_argument(
         "--head", metavar="FILE",
-        help="classification head file (captum_pi.models.save_head) installed on a .gguf base model",
+        help="classification head file (captum_pi.heads.save_head) installed on a .gguf base model",
     )
     explain.add_argument("--method", default="sp-pi", help="attribution method (see `captum-pi methods`); default: sp-pi")
     explain.add_argument("--level", default="word", choices=("token", "word", "sentence"), help="feature level; default: word")
@@ -478,7 +478,7 @@ class ModelSource:
             if head_path is None:
                 raise UserError(
                     f"{path.name} holds a base language model without a classification head; pass "
-                    "--head FILE (a head saved by captum_pi.models.save_head)."
+                    "--head FILE (a head saved by captum_pi.heads.save_head)."
                 )
             if not Path(head_path).is_file():
                 raise UserError(f"--head {head_path}: no such file.")
@@ -494,7 +494,7 @@ class ModelSource:
 
             return list(default_label_names())
         if self.kind == "gguf":
-            from captum_pi.models import load_head
+            from captum_pi.heads import load_head
 
             return list(load_head(self.head)["label_names"])
         config = _read_config(self.path)
@@ -577,7 +577,8 @@ def _directory_classifier(path: Path, verbose: bool) -> LoadedClassifier:
 
 def _gguf_classifier(path: Path, head_path: Path, verbose: bool) -> LoadedClassifier:
     from captum_pi.gguf_loading import load_gguf_sequence_classifier
-    from captum_pi.models import install_head, load_head, prepare_tokenizer
+    from captum_pi.heads import install_head, load_head
+    from captum_pi.models import prepare_tokenizer
 
     head = load_head(head_path)
     model, tokenizer, _ = load_gguf_sequence_classifier(path, len(head["label_names"]), verbose=verbose)

@@ -5,7 +5,7 @@ writes and the loaders of :mod:`captum_pi.models` apply.
 An adapter file (``torch.save`` of a dict, a few MB) holds the LoRA matrices of the
 decoder, the trained ``score`` head, and what is needed to check that they fit the
 base model and to rebuild its input: the base model's signature
-(:func:`captum_pi.models.model_signature`), the LoRA settings, the prompt prefix, the
+(:func:`captum_pi.signatures.model_signature`), the LoRA settings, the prompt prefix, the
 label names, and the fingerprint of the training data and recipe. Applying it merges
 the LoRA matrices into the de-quantized base weights (peft's ``merge_and_unload``), so
 the result is a plain Hugging Face ``*ForSequenceClassification`` model, which
@@ -117,7 +117,7 @@ def apply_adapter(model: nn.Module, adapter: AdapterLike, base_signature: str) -
         model (nn.Module): The de-quantized base ``*ForSequenceClassification`` model,
                     with as many classes as the adapter has labels.
         adapter (str, PathLike or dict): The adapter.
-        base_signature (str): :func:`captum_pi.models.model_signature` of ``model``,
+        base_signature (str): :func:`captum_pi.signatures.model_signature` of ``model``,
                     compared with the adapter's: an adapter trained on another base
                     model is refused.
 

@@ -9,7 +9,7 @@ token, -1 for fixed tokens) -> masked token ids.
 
 The fixed text before the explained text, the explained text and the fixed text
 after it are tokenized separately and concatenated (:func:`encode_parts`, as
-:func:`captum_pi.models.encode_texts` does), so a prompt always has the same
+:func:`captum_pi.encoding.encode_texts` does), so a prompt always has the same
 tokens and no token straddles fixed and explained text.
 
 **Features.** Every token belongs to exactly one feature or to none (-1):
@@ -139,7 +139,7 @@ def encode_parts(
     special tokens the tokenizer adds to one text (BOS, ...) around the whole.
     Fixed text then always has the same tokens, the explained text has the same
     tokens as on its own, and no token straddles a boundary
-    (:func:`captum_pi.models.encode_texts` builds inputs the same way).
+    (:func:`captum_pi.encoding.encode_texts` builds inputs the same way).
 
     Args:
         tokenizer (PreTrainedTokenizerFast): The tokenizer.

@@ -57,9 +57,10 @@ class LoraSettings:
         checkpoint_every (int): Optimizer steps between checkpoints. Default: 5
         seed (int): Seed of the split, the initialisation and the batch order.
                     Default: 0
-        warm_start (bool): Recorded only: whether the ``score`` head the bundle
-                    came with was already trained (e.g. a frozen-feature head), so
-                    the fingerprint tells the runs apart. Default: False
+        warm_start (bool): Whether to keep the ``score`` head the bundle came with
+                    (e.g. a frozen-feature head); otherwise it is drawn afresh from
+                    ``seed``. The initial head is part of the run's fingerprint.
+                    Default: False
     """
 
     rank: int = 16
@@ -138,13 +139,16 @@ def fine_tune_lora(
         >>> adapter = fine_tune_lora(bundle, data.texts, data.labels, data.label_names,
         ...                          checkpoint_dir="runs/smollm2")
     """
-    from captum_pi.models import model_signature
+    from captum_pi.signatures import model_signature
 
     _check_training_data(texts, labels, label_names, bundle)
     peft = require_peft()
     torch.manual_seed(settings.seed)
+    if not settings.warm_start:
+        _initialise_head(bundle.model)
     base_signature = model_signature(bundle.model)
-    run_fingerprint = _run_fingerprint(base_signature, data_fingerprint, settings, bundle.prefix, label_names)
+    run_fingerprint = _run_fingerprint(base_signature, _head_signature(bundle.model), data_fingerprint, settings,
+                                       bundle.prefix, label_names)
     model = peft.get_peft_model(bundle.model, lora_config(settings.as_dict()))
     trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=settings.learning_rate, weight_decay=settings.weight_decay)
@@ -190,16 +194,38 @@ def fine_tune_lora(
 
 
 def _run_fingerprint(
-    base_signature: str, data_fingerprint: str, settings: LoraSettings, prefix: str, label_names: Sequence[str]
+    base_signature: str, head_signature: str, data_fingerprint: str, settings: LoraSettings, prefix: str,
+    label_names: Sequence[str],
 ) -> str:
     r"""Identity of a training run. The number of epochs is left out: the schedule has
     no decay, so the first epochs of a longer run are those of a shorter one, and
     raising ``epochs`` continues a finished run from its checkpoint."""
-    from captum_pi.models import fingerprint
+    from captum_pi.signatures import fingerprint
 
     recipe = {key: value for key, value in settings.as_dict().items() if key != "epochs"}
-    return fingerprint({"base": base_signature, "data": data_fingerprint, "settings": recipe,
-                        "prefix": prefix, "labels": list(label_names)})
+    return fingerprint({"base": base_signature, "head": head_signature, "data": data_fingerprint,
+                        "settings": recipe, "prefix": prefix, "labels": list(label_names)})
+
+
+def _initialise_head(model: nn.Module) -> None:
+    r"""A cold start draws the ``score`` head from the (seeded) global generator, as
+    transformers initialises it, so that a resumed run starts from the same head."""
+    std = float(getattr(model.config, "initializer_range", 0.02))
+    with torch.no_grad():
+        model.score.weight.normal_(0.0, std)
+        if getattr(model.score, "bias", None) is not None:
+            model.score.bias.zero_()
+
+
+def _head_signature(model: nn.Module) -> str:
+    r"""Hash of the initial ``score`` head, so that runs warm-started from different
+    heads (or from none) never share a checkpoint."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for tensor in model.score.state_dict().values():
+        digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def _check_training_data(texts: Sequence[str], labels: Sequence[int], label_names: Sequence[str], bundle: Any) -> None:
@@ -214,7 +240,7 @@ def _check_training_data(texts: Sequence[str], labels: Sequence[int], label_name
 
 
 def _encode(bundle: Any, texts: Sequence[str], settings: LoraSettings) -> Dict[str, torch.Tensor]:
-    from captum_pi.models import encode_texts
+    from captum_pi.encoding import encode_texts
 
     return encode_texts(bundle.tokenizer, list(texts), bundle.prefix, max_length=settings.max_tokens)
 

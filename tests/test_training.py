@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from captum_pi.lora import apply_adapter, load_adapter, save_adapter
-from captum_pi.models import ClassifierBundle, model_signature
+from captum_pi.models import ClassifierBundle
+from captum_pi.signatures import model_signature
 from captum_pi.training import LoraSettings, fine_tune_lora, validation_split
 from tiny_text import tiny_tokenizer
 
@@ -121,7 +122,7 @@ def test_a_stale_adapter_is_refused(tmp_path):
 
 
 def test_a_warm_started_head_with_a_bias_is_restored_on_a_base_model_without_one():
-    from captum_pi.models import install_head
+    from captum_pi.heads import install_head
 
     bundle = tiny_llama_bundle()
     signature = model_signature(bundle.model)
@@ -136,3 +137,30 @@ def test_a_warm_started_head_with_a_bias_is_restored_on_a_base_model_without_one
     assert merged.score.bias is not None
     trained_bias = next(t for name, t in adapter["lora_state"].items() if name.endswith("score.bias"))
     torch.testing.assert_close(merged.score.bias.detach(), trained_bias)
+
+
+def test_a_checkpoint_warm_started_from_another_head_is_refused_and_a_cold_start_is_seeded(tmp_path):
+    from captum_pi.heads import install_head
+
+    names = ("negative", "positive")
+    short = {**SETTINGS.as_dict(), "target_modules": SETTINGS.target_modules, "epochs": 1}
+    warm = LoraSettings(**{**short, "warm_start": True})
+
+    def warm_bundle(head_seed):
+        bundle = tiny_llama_bundle()
+        generator = torch.Generator().manual_seed(head_seed)
+        install_head(bundle.model, {"weight": torch.randn(2, 32, generator=generator), "bias": torch.zeros(2),
+                                    "label_names": list(names)})
+        return bundle
+
+    fine_tune_lora(warm_bundle(1), TEXTS, LABELS, names, warm, checkpoint_dir=tmp_path / "warm", show_progress=False)
+    with pytest.raises(ValueError, match="another training run"):
+        fine_tune_lora(warm_bundle(2), TEXTS, LABELS, names, warm, checkpoint_dir=tmp_path / "warm",
+                       show_progress=False)
+    # a cold start redraws the head from the seed, whatever head the bundle came with
+    cold = LoraSettings(**short)
+    first = fine_tune_lora(warm_bundle(1), TEXTS, LABELS, names, cold, show_progress=False)
+    second = fine_tune_lora(warm_bundle(2), TEXTS, LABELS, names, cold, show_progress=False)
+    assert first["fingerprint"] == second["fingerprint"]
+    for name, tensor in first["lora_state"].items():
+        torch.testing.assert_close(second["lora_state"][name], tensor, atol=1e-6, rtol=0)
