@@ -38,8 +38,8 @@ _KEY_LIBRARIES = ("torch", "transformers", "gguf", "tokenizers", "safetensors")
 
 def cache_dir() -> Path:
     r"""
-    The directory where de-quantized models, trained heads, GPT-2 weights and
-    features are cached: ``$CAPTUM_PI_CACHE`` if set, else ``~/.cache/captum_pi``.
+    The directory where de-quantized models, trained heads and features are
+    cached: ``$CAPTUM_PI_CACHE`` if set, else ``~/.cache/captum_pi``.
 
     Returns:
         Path: The directory (created if missing).
