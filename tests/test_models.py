@@ -85,3 +85,20 @@ def test_default_classifier_per_position_and_predictions():
         "Life changing! My anxiety is finally under control.",
     ]
     assert bundle.predict(reviews) == [1, 0, 0, 1]
+
+
+@pytest.mark.parametrize("path", sorted(models.LORA_ASSETS.glob("*_lora.pt")), ids=lambda p: p.name)
+def test_every_shipped_adapter_names_its_base_model_and_task(path):
+    from captum_pi.lora import load_adapter
+
+    model_name, task = path.name[: -len("_lora.pt")].split("-")
+    adapter = load_adapter(path)
+    base = {"smollm2": models.SMOLLM2_MODEL_ID, "gemma3": models.GEMMA3_MODEL_ID}[model_name]
+    names = {"binary": ("negative", "positive"), "3class": ("negative", "neutral", "positive")}[task]
+    assert adapter["base_model_id"] == base
+    assert tuple(adapter["label_names"]) == names
+    assert adapter["settings"]["rank"] == 16 and adapter["settings"]["alpha"] == 32
+    test = adapter["metrics"]["test"]
+    assert test["accuracy"] > test["majority_baseline"]
+    assert len(adapter["test_predictions"]["probabilities"][0]) == len(names)
+    assert path.stat().st_size < 10_000_000
