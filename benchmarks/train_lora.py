@@ -53,6 +53,8 @@ def main() -> None:
     parser.add_argument("--ship", action="store_true", help="also write the adapter into captum_pi/assets/")
     parser.add_argument("--target-modules", nargs="+", default=list(LoraSettings.target_modules),
                         help="projections that get adapters (default: the attention projections)")
+    parser.add_argument("--class-weighted", action="store_true",
+                        help="weigh each class's loss inversely to its frequency")
     parser.add_argument("--warm-start", nargs="?", const="train-part", choices=["train-part", "shipped"],
                         help="start the score head from a frozen-feature head: 'train-part' (the default when "
                              "the flag is given) fits it on the training part of the split only, so the "
@@ -60,6 +62,8 @@ def main() -> None:
                              "which was fitted on the whole training split")
     args = parser.parse_args()
     key = f"{args.model}-{args.task}" + {None: "", "train-part": "-warm", "shipped": "-warmshipped"}[args.warm_start]
+    if args.class_weighted:
+        key += "-weighted"
     if tuple(args.target_modules) != LoraSettings.target_modules:
         key += "-" + "-".join(name.replace("_proj", "") for name in args.target_modules)
     run_dir = os.path.join(HERE, "cache", "lora", key)
@@ -68,7 +72,8 @@ def main() -> None:
     if args.warm_start == "shipped" and (args.model, args.task) != ("smollm2", "binary"):
         sys.exit("--warm-start shipped needs the shipped head: --model smollm2 --task binary")
     settings = LoraSettings(epochs=args.epochs, learning_rate=args.learning_rate, max_tokens=args.max_tokens,
-                            warm_start=bool(args.warm_start), target_modules=tuple(args.target_modules))
+                            warm_start=bool(args.warm_start), target_modules=tuple(args.target_modules),
+                            class_weighted=args.class_weighted)
     head = models.DEFAULT_HEAD_PATH if args.warm_start == "shipped" else None
     bundle = LOADERS[args.model](num_labels=NUM_LABELS[args.task], head=head)
     bundle.label_names = tuple(train.label_names)

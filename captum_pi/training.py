@@ -57,6 +57,9 @@ class LoraSettings:
         checkpoint_every (int): Optimizer steps between checkpoints. Default: 5
         seed (int): Seed of the split, the initialisation and the batch order.
                     Default: 0
+        class_weighted (bool): Weigh the cross-entropy of each class inversely to
+                    its frequency in the training part (as the frozen heads'
+                    ``class_weight="balanced"``). Default: False
         warm_start (bool): Whether to keep the ``score`` head the bundle came with
                     (e.g. a frozen-feature head); otherwise it is drawn afresh from
                     ``seed``. The initial head is part of the run's fingerprint.
@@ -76,6 +79,7 @@ class LoraSettings:
     weight_decay: float = 0.0
     checkpoint_every: int = 5
     seed: int = 0
+    class_weighted: bool = False
     warm_start: bool = False
 
     def as_dict(self) -> Dict[str, Any]:
@@ -154,6 +158,7 @@ def fine_tune_lora(
     optimizer = torch.optim.AdamW(trainable, lr=settings.learning_rate, weight_decay=settings.weight_decay)
     train_rows, validation_rows = validation_split(labels, settings.validation_fraction, settings.seed)
     steps_per_epoch = math.ceil(len(train_rows) / settings.batch_size)
+    class_weights = _class_weights([labels[i] for i in train_rows], len(label_names)) if settings.class_weighted else None
     state = _resume(checkpoint_dir, run_fingerprint, model, optimizer, peft)
     bar = tqdm(total=settings.epochs * steps_per_epoch, initial=state["step"], desc="LoRA steps",
                disable=not show_progress, unit="step")
@@ -162,7 +167,7 @@ def fine_tune_lora(
         epoch, step_in_epoch = divmod(state["step"], steps_per_epoch)
         order = np.random.default_rng(settings.seed + epoch).permutation(train_rows)
         batch = order[step_in_epoch * settings.batch_size : (step_in_epoch + 1) * settings.batch_size]
-        loss = _optimizer_step(model, optimizer, bundle, texts, labels, batch, settings)
+        loss = _optimizer_step(model, optimizer, bundle, texts, labels, batch, settings, class_weights)
         state["step"] += 1
         state["curve"].append({"step": state["step"], "epoch": epoch + 1, "train_loss": loss})
         bar.update(1)
@@ -245,12 +250,18 @@ def _encode(bundle: Any, texts: Sequence[str], settings: LoraSettings) -> Dict[s
     return encode_texts(bundle.tokenizer, list(texts), bundle.prefix, max_length=settings.max_tokens)
 
 
+def _class_weights(labels: Sequence[int], n_classes: int) -> torch.Tensor:
+    r"""``n / (C * count_c)`` per class: every class weighs as much in the loss."""
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=n_classes).astype(np.float64)
+    return torch.tensor(len(labels) / (n_classes * np.maximum(counts, 1.0)), dtype=torch.float32)
+
+
 def _optimizer_step(
     model: nn.Module, optimizer: torch.optim.Optimizer, bundle: Any, texts: Sequence[str],
-    labels: Sequence[int], batch: np.ndarray, settings: LoraSettings,
+    labels: Sequence[int], batch: np.ndarray, settings: LoraSettings, class_weights: Optional[torch.Tensor] = None,
 ) -> float:
     r"""One optimizer step over ``batch`` (gradients accumulated over micro-batches);
-    returns the mean cross-entropy of the batch."""
+    returns the mean (class-weighted) cross-entropy of the batch."""
     model.train()
     optimizer.zero_grad()
     total = 0.0
@@ -259,7 +270,7 @@ def _optimizer_step(
         encoded = _encode(bundle, [texts[i] for i in rows], settings)
         logits = model(**encoded).logits
         target = torch.tensor([int(labels[i]) for i in rows])
-        loss = nn.functional.cross_entropy(logits.float(), target, reduction="sum") / len(batch)
+        loss = nn.functional.cross_entropy(logits.float(), target, weight=class_weights, reduction="sum") / len(batch)
         loss.backward()
         total += float(loss.detach())
     optimizer.step()

@@ -164,3 +164,12 @@ def test_a_checkpoint_warm_started_from_another_head_is_refused_and_a_cold_start
     assert first["fingerprint"] == second["fingerprint"]
     for name, tensor in first["lora_state"].items():
         torch.testing.assert_close(second["lora_state"][name], tensor, atol=1e-6, rtol=0)
+
+
+def test_class_weights_make_every_class_weigh_the_same():
+    from captum_pi.training import _class_weights
+
+    weights = _class_weights([0, 0, 0, 1], 2)
+    torch.testing.assert_close(weights, torch.tensor([4 / 6, 2.0]))
+    # each class's total weight in the loss is then n / C
+    assert float(weights[0] * 3) == pytest.approx(float(weights[1] * 1))
