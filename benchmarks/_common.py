@@ -3,6 +3,7 @@ a memoising per-position forward."""
 import contextlib
 import os
 import platform
+from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
@@ -17,29 +18,45 @@ MODELS = ("smollm2", "smollm2-lora", "gemma3", "gemma3-lora")
 TASK_CLASSES = {"binary": 2, "3class": 3}
 
 
+def check_bundle(model_name: str, task: str) -> Optional[Path]:
+    r"""Checks, without loading anything, that :func:`load_bundle` can load
+    ``(model_name, task)``: returns the LoRA adapter it will read (None for the
+    frozen-feature heads), raises ValueError for an unknown model or task or an
+    adapter that is not shipped (yet)."""
+    from captum_pi import models
+
+    if model_name not in MODELS:
+        raise ValueError(f"unknown model {model_name!r}; expected one of {MODELS}.")
+    if task not in TASK_CLASSES:
+        raise ValueError(f"unknown task {task!r}; expected one of {tuple(TASK_CLASSES)}.")
+    if not model_name.endswith("-lora"):
+        return None
+    if model_name == "smollm2-lora" and task == "binary":
+        return models.DEFAULT_ADAPTER_PATH
+    base = model_name[: -len("-lora")]
+    adapter = models.LORA_ASSETS / f"{base}-{task}_lora.pt"
+    if not adapter.is_file():
+        raise ValueError(f"no shipped adapter {adapter.name}; train it with "
+                         f"python benchmarks/train_lora.py --model {base} --task {task} --warm-start --ship")
+    return adapter
+
+
 def load_bundle(model_name: str, task: str):
     r"""A trained classifier bundle (model, tokenizer, prefix, label names) by name;
     frozen-feature heads are cached by ``captum_pi.heads``."""
     from captum_pi import models
 
+    adapter = check_bundle(model_name, task)
     num_labels = TASK_CLASSES[task]
     if model_name == "smollm2-lora" and task == "binary":
         return models.load_default_classifier()  # the LoRA adapter shipped in the package
-    if model_name.endswith("-lora"):
-        base = model_name[: -len("-lora")]
-        adapter = models.LORA_ASSETS / f"{base}-{task}_lora.pt"
-        if not adapter.is_file():
-            raise ValueError(f"no shipped adapter {adapter.name}; train it with "
-                             f"python benchmarks/train_lora.py --model {base} --task {task} --warm-start --ship")
-        loader = models.load_smollm2_classifier if base == "smollm2" else models.load_gemma3_classifier
+    if adapter is not None:
+        loader = models.load_smollm2_classifier if model_name == "smollm2-lora" else models.load_gemma3_classifier
         return loader(num_labels=num_labels, adapter=adapter)
     if model_name == "smollm2" and task == "binary":
         return models.load_smollm2_classifier(head=models.DEFAULT_HEAD_PATH)  # the shipped frozen head
-    if model_name == "smollm2":
-        return models.load_smollm2_classifier(num_labels=num_labels, head="drugreview")
-    if model_name == "gemma3":
-        return models.load_gemma3_classifier(num_labels=num_labels, head="drugreview")
-    raise ValueError(f"unknown model {model_name!r}; expected one of {MODELS}.")
+    loader = models.load_smollm2_classifier if model_name == "smollm2" else models.load_gemma3_classifier
+    return loader(num_labels=num_labels, head="drugreview")
 
 
 def sample_reviews(task: str, seed: int) -> List[Tuple[int, str, int]]:

@@ -1,39 +1,54 @@
 r"""
-Benchmark 1: the paper's Tables 2 and 3 on offline LLMs. Every registered method on
-one (model, task, level), over a fixed, seeded sample of test reviews, explaining the
-true class (as the paper does): activation and inverse activation study AUC with 95 %
-confidence intervals, ERASER AOPC comprehensiveness and sufficiency, the cost in
-forward-pass equivalents, the measured forward rows and the wall time per explanation.
+Benchmark 1: the paper's Tables 2 and 3 on offline LLMs, second edition. Every
+registered method on one (model, task, level, masking game), over a fixed, seeded
+sample of test reviews, explaining the true class (as the paper does): activation and
+inverse activation study AUC with 95 % confidence intervals, ERASER AOPC
+comprehensiveness and sufficiency, the cost in forward-pass equivalents, the measured
+forward rows and the wall time per explanation.
 
     python benchmarks/faithfulness.py --model smollm2 --level sentence --limit 30
-    python benchmarks/faithfulness.py --model smollm2 gemma3 --level word sentence
+    python benchmarks/faithfulness.py --model smollm2 smollm2-lora --task binary 3class \
+        --level word sentence --masking delete replace --limit 30
 
-Several models, tasks and levels run one after the other. Per-example results are
-cached as JSON under benchmarks/cache/ (resumable: rerun the same command to
-continue; a larger --limit only runs the new reviews); for each (model, task, level)
-a table (Markdown, CSV) and the AS/IAS curves are written under
-benchmarks/results/faithfulness/, and summary.md puts the paper's claims
-side by side for every pair of the run: SP-PI against the best method costing at most
-one pass, MP-PI against the best method costing about 2n passes and against Kernel
-SHAP at the same budget, as relative AUC gains (the paper's measure) with paired 95 %
-confidence intervals over the reviews.
+**Masking games** (``--masking``, default both; captum_pi._core.masking): under
+``delete`` the tokens of inactive features are removed, under ``replace`` they become
+the paper's "..." token. Methods that mask (``METHODS[name].masks``: SP-PI, MP-PI,
+Kernel SHAP, LIME, Feature Ablation, Shapley Value Sampling, ...) are called with the
+game; gradient, attention and random attributions have none (Integrated Gradients'
+baseline is the "..." input under both), so they are computed once per review and
+reused by the other game's table (with their wall time and rows). The studies and AOPC
+always evaluate the attributions in the game of the table, so every method's ranking is
+judged by the same masked model outputs.
+
+Several models, tasks, levels and games run one after the other; a (model, task)
+whose LoRA adapter is not shipped yet stops the run before any work. Per-review
+results are cached as JSON under benchmarks/cache/faithfulness/<model>-<task>-<level>-<game>/
+(resumable: rerun the same command to continue; a larger --limit only runs the new
+reviews, and a method added with --methods only runs that method). For each (model,
+task, level, game) a table (Markdown, CSV) and the AS/IAS curves are written under
+--out-dir as <model>-<task>-<level>-<game>.md/.csv/.png, and summary.md / summary.png
+put the paper's claims side by side with a verdict for every combination of the run
+(benchmarks/claims.py).
 """
 import argparse
 import csv
+import functools
 import json
 import os
 import sys
 import time
-from typing import Dict, List
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import MODELS, RowCounter, load_bundle, machine, sample_reviews  # noqa: E402
+from _common import MODELS, TASK_CLASSES, RowCounter, check_bundle, load_bundle, machine, sample_reviews  # noqa: E402
+from claims import claim_rows, plot_forest, write_summary  # noqa: E402
 
 from captum_pi import feature_attributions  # noqa: E402
+from captum_pi._core.masking import MASKINGS  # noqa: E402
 from captum_pi.metrics import (  # noqa: E402
     ActivationStudyResult,
     activation_study,
@@ -45,30 +60,42 @@ from captum_pi.registry import METHODS  # noqa: E402
 from captum_pi.text import TextFeatureInput  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_OUT_DIR = os.path.join(HERE, "results", "faithfulness")
 
 #: Default upper bound on the features of a review, per level (bounds the CPU time).
 MAX_FEATURES = {"sentence": 12, "word": 30}
 
-#: The paper's claims: (our method, the methods it is said to beat); the last one is
-#: the head-to-head with Kernel SHAP at the same 2n budget.
-CLAIMS = (
-    ("sp-pi", ("a-last", "gae", "input-x-gradient", "lrp")),
-    ("mp-pi", ("kernel-shap", "integrated-gradients", "lime", "feature-ablation",
-               "shapley-value-sampling")),
-    ("mp-pi", ("kernel-shap",)),
-)
+#: How each game masks, for the table headers.
+GAMES = {
+    "delete": "the tokens of inactive features are deleted (the rest packed left)",
+    "replace": "every token of an inactive feature is replaced by the paper's \"...\" token",
+}
 
 
-def explain(method_name: str, method, inp: TextFeatureInput, label: int, seed: int) -> np.ndarray:
-    options = {"seed": seed} if METHODS[method_name].stochastic else {}
+def method_options(name: str, inp: TextFeatureInput, masking: str, seed: int) -> dict:
+    r"""The ``attribute`` options of registered method ``name`` under ``masking``:
+    methods that mask get the game and the token it needs; the others (gradient,
+    attention, random) have no game and get the mask token, Integrated Gradients'
+    baseline (it refuses ``masking="delete"``); stochastic methods get ``seed``."""
+    spec = METHODS[name]
+    options = {"seed": seed} if spec.stochastic else {}
+    if spec.masks:
+        return {**options, "masking": masking, "baselines": inp.baselines_for(masking)}
+    return {**options, "baselines": inp.mask_token_id}
+
+
+def explain(method_name: str, method, inp: TextFeatureInput, label: int, seed: int, masking: str) -> np.ndarray:
+    r"""Per-feature attributions ``[n]`` of ``label`` by one method under ``masking``."""
     attr = method.attribute(inp.input_ids, target=label, feature_mask=inp.feature_mask,
-                            baselines=inp.baselines, attention_mask=inp.attention_mask, **options)
+                            attention_mask=inp.attention_mask, **method_options(method_name, inp, masking, seed))
     return feature_attributions(attr.detach().float(), inp.feature_mask)[0].numpy()
 
 
-def evaluate(model, inp: TextFeatureInput, label: int, phi: np.ndarray) -> dict:
-    common = dict(target=label, feature_mask=inp.feature_mask, baselines=inp.baselines,
-                  attention_mask=inp.attention_mask)
+def evaluate(model, inp: TextFeatureInput, label: int, phi: np.ndarray, masking: str) -> dict:
+    r"""AS and IAS (AUC, curve, order) and AOPC of per-feature attributions ``phi``,
+    the model evaluated on the review masked under ``masking``."""
+    common = dict(target=label, feature_mask=inp.feature_mask, baselines=inp.baselines_for(masking),
+                  attention_mask=inp.attention_mask, masking=masking)
     scores = torch.tensor(phi)[None]
     activation = activation_study(model, inp.input_ids, scores, **common)
     inverse = activation_study(model, inp.input_ids, scores, inverse=True, **common)
@@ -84,21 +111,129 @@ def evaluate(model, inp: TextFeatureInput, label: int, phi: np.ndarray) -> dict:
     }
 
 
-def run_example(bundle, counter: RowCounter, methods: Dict[str, object], inp: TextFeatureInput,
-                label: int, seed: int, cached: dict) -> dict:
+#: What a per-review result holds about the explanation itself (the rest is its evaluation).
+EXPLANATION_KEYS = ("phi", "seconds", "rows")
+
+
+def run_example(model, counter: RowCounter, methods: Dict[str, object], inp: TextFeatureInput,
+                label: int, seed: int, masking: str, cached: dict,
+                game_free: Optional[Dict[str, dict]] = None,
+                save: Optional[Callable[[dict], None]] = None) -> dict:
+    r"""
+    Explains and evaluates one review with every method missing from ``cached``
+    (method name -> result), which is completed in place and returned.
+
+    ``game_free`` (method name -> ``phi``, ``seconds``, ``rows``) holds this review's
+    explanations by methods without a masking game (gradient, attention, random) from
+    another game's cache: they are evaluated in ``masking`` without being recomputed.
+    ``save(cached)`` is called after each method, so an interrupted review keeps the
+    methods it finished.
+    """
+    game_free = game_free or {}
     for name, method in tqdm(methods.items(), desc=f"methods (n = {inp.n_itp_features})", leave=False):
         if name in cached:
             continue
-        with counter.measure() as rows:
-            start = time.perf_counter()
-            phi = explain(name, method, inp, label, seed)
-            seconds = time.perf_counter() - start
-        cached[name] = {"phi": [float(v) for v in phi], "seconds": seconds, "rows": rows["rows"],
-                        **evaluate(bundle.model, inp, label, phi)}
+        explained = game_free.get(name) if not METHODS[name].masks else None
+        if explained is None:
+            with counter.measure() as rows:
+                start = time.perf_counter()
+                phi = explain(name, method, inp, label, seed, masking)
+                seconds = time.perf_counter() - start
+            explained = {"phi": [float(v) for v in phi], "seconds": seconds, "rows": rows["rows"]}
+        cached[name] = {**explained, **evaluate(model, inp, label, np.array(explained["phi"]), masking)}
+        if save is not None:
+            save(cached)
     return cached
 
 
+def game_free_explanations(paths: Sequence[str], names: Sequence[str]) -> Dict[str, dict]:
+    r"""The explanations by methods without a masking game among ``names`` found in the
+    cached results ``paths`` of the same review under other games."""
+    found: Dict[str, dict] = {}
+    for path in paths:
+        for name, result in _read_cache(path).items():
+            if name in names and not METHODS[name].masks and name not in found:
+                found[name] = {key: result[key] for key in EXPLANATION_KEYS}
+    return found
+
+
+def cache_key(model_name: str, task: str, level: str, masking: str, seed: int = 0) -> str:
+    r"""The name of a combination's cache folder and output files (the seed, which
+    changes the sample and the stochastic methods, only when it is not 0)."""
+    return f"{model_name}-{task}-{level}-{masking}" + (f"-seed{seed}" if seed else "")
+
+
+def cache_dir(model_name: str, task: str, level: str, masking: str, seed: int = 0) -> str:
+    r"""Where a combination's per-review results are cached."""
+    return os.path.join(HERE, "cache", "faithfulness", cache_key(model_name, task, level, masking, seed))
+
+
+def _read_cache(path: str, masking: Optional[str] = None) -> dict:
+    if not os.path.exists(path):
+        return {}
+    with open(path) as handle:
+        cached = json.load(handle)
+    game = cached.get("_review", {}).get("masking", masking)
+    if masking is not None and game != masking:
+        raise ValueError(f"{path} holds results under masking={game!r}, not {masking!r}.")
+    return cached
+
+
+def _write_cache(path: str, cached: dict) -> None:
+    with open(path + ".tmp", "w") as handle:
+        json.dump(cached, handle)
+    os.replace(path + ".tmp", path)  # an interrupted run never leaves half a file
+
+
+def collect(bundle, methods: Dict[str, object], reviews: Sequence[Tuple[int, str, int]], level: str,
+            masking: str, limit: int, cache_dir: str, feature_range: Tuple[int, int], seed: int,
+            other_games: Sequence[str] = (), desc: str = "reviews") -> Tuple[Dict[str, List[dict]], List[int]]:
+    r"""
+    The per-review results of the first ``limit`` reviews (in the given order) whose
+    feature count lies in ``feature_range``, read from ``cache_dir/<index>.json``
+    where there and computed (and cached after each method) where not. The cache
+    folders ``other_games`` of the same reviews under other games lend their
+    explanations by methods without a game (:func:`game_free_explanations`).
+
+    Returns:
+        ``(results, n_features)``: method name -> per-review results, and the
+        feature count of each review, the same reviews in the same order.
+    """
+    os.makedirs(cache_dir, exist_ok=True)
+    counter = RowCounter(bundle.model)
+    results: Dict[str, List[dict]] = {name: [] for name in methods}
+    n_features: List[int] = []
+    progress = tqdm(total=limit, desc=desc)
+    try:
+        for index, text, label in reviews:
+            if len(n_features) == limit:
+                break
+            inp = TextFeatureInput(text, bundle.tokenizer, level=level, template=bundle.prefix + "{}",
+                                   masking=masking)
+            if not feature_range[0] <= inp.n_itp_features <= feature_range[1]:
+                continue
+            path = os.path.join(cache_dir, f"{index}.json")
+            cached = _read_cache(path, masking)
+            if any(name not in cached for name in methods):
+                cached["_review"] = {"index": index, "label": label, "n_features": inp.n_itp_features,
+                                     "masking": masking}
+                game_free = game_free_explanations(
+                    [os.path.join(folder, f"{index}.json") for folder in other_games], list(methods))
+                run_example(bundle.model, counter, methods, inp, label, seed, masking, cached, game_free,
+                            save=functools.partial(_write_cache, path))
+            for name in methods:
+                results[name].append(cached[name])
+            n_features.append(inp.n_itp_features)
+            progress.update(1)
+    finally:
+        progress.close()
+        counter.remove()
+    return results, n_features
+
+
 def summarise(results: Dict[str, List[dict]], n_features: List[int]) -> List[dict]:
+    r"""One table row per method: mean ± 95 % CI of every score, the cost, the median
+    wall time and the measured forward rows per feature."""
     rows = []
     for name, examples in results.items():
         spec = METHODS[name]
@@ -113,6 +248,7 @@ def summarise(results: Dict[str, List[dict]], n_features: List[int]) -> List[dic
 
 
 def write_tables(rows: List[dict], stem: str, header: str) -> str:
+    r"""Writes ``stem.csv`` and ``stem.md`` (best AS and IAS in bold); returns the Markdown."""
     with open(stem + ".csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -148,6 +284,7 @@ def _cached_study(key: str, examples: List[dict]) -> ActivationStudyResult:
 
 
 def plot_curves(results: Dict[str, List[dict]], stem: str) -> None:
+    r"""Writes ``stem.png``: the mean AS and IAS curves of every method."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -163,175 +300,104 @@ def plot_curves(results: Dict[str, List[dict]], stem: str) -> None:
     plt.close(figure)
 
 
-def claim_rows(results: Dict[str, List[dict]]) -> List[dict]:
-    r"""For each claim and study, the best competitor by mean AUC and our method's paired
-    difference to it: relative gain (the paper's measure; positive means ours is better)
-    and the mean per-review difference with its 95 % confidence interval."""
-    rows = []
-    for ours, rivals in CLAIMS:
-        rivals = [name for name in rivals if name in results]
-        if ours not in results or not rivals:
-            continue
-        for key, sign in (("as_auc", 1.0), ("ias_auc", -1.0)):
-            means = {name: np.mean([e[key] for e in results[name]]) for name in rivals}
-            best = max(rivals, key=lambda name: sign * means[name])
-            ours_values = np.array([e[key] for e in results[ours]])
-            best_values = np.array([e[key] for e in results[best]])
-            difference = mean_confidence_interval(sign * (ours_values - best_values))
-            rows.append({
-                "method": METHODS[ours].title, "study": "AS" if sign > 0 else "IAS",
-                "best_rival": METHODS[best].title, "ours": float(ours_values.mean()),
-                "rival": float(best_values.mean()),
-                "relative_gain": float(sign * (ours_values.mean() - best_values.mean()) / best_values.mean()),
-                "difference": difference.mean, "difference_ci": difference.half_width,
-            })
-    return rows
-
-
-def verdict(row: dict) -> str:
-    low, high = row["difference"] - row["difference_ci"], row["difference"] + row["difference_ci"]
-    if low > 0:
-        return "holds"
-    if high < 0:
-        return "reversed"
-    return "not significant"
-
-
-def write_summary(claims: Dict[str, List[dict]], header: str) -> str:
-    lines = [header, "",
-             "Relative gain: (ours - best rival) / best rival for AS AUC, (best rival - ours) / "
-             "best rival for IAS AUC, so positive always means ours is better (the paper reports "
-             "up to +10.3 % AS and +57.5 % IAS for MP-PI). Paired difference: mean over reviews "
-             "of the same sign convention, with its 95 % CI; the claim holds when the CI lies "
-             "above 0.", "",
-             "| model-task-level | method | study | best rival | ours | rival | relative gain | "
-             "paired difference | claim |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for key, rows in claims.items():
-        for row in rows:
-            lines.append(
-                f"| {key} | {row['method']} | {row['study']} | {row['best_rival']} | "
-                f"{row['ours']:.3f} | {row['rival']:.3f} | {100 * row['relative_gain']:+.1f} % | "
-                f"{row['difference']:+.3f} ± {row['difference_ci']:.3f} | {verdict(row)} |")
-    text = "\n".join(lines)
-    with open(os.path.join(HERE, "results", "faithfulness", "summary.md"), "w") as handle:
-        handle.write(text + "\n")
-    return text
-
-
-def run_pair(bundle, model_name: str, task: str, level: str, limit: int, args) -> tuple:
-    r"""Benchmark 1 on one (model, task, level): cached per review, tables and plots written."""
-    key = f"{model_name}-{task}-{level}"
-    max_features = args.max_features or MAX_FEATURES[level]
-    cache_dir = os.path.join(HERE, "cache", "faithfulness", key)
-    out_dir = os.path.join(HERE, "results", "faithfulness")
-    os.makedirs(cache_dir, exist_ok=True)
-    os.makedirs(out_dir, exist_ok=True)
-    counter = RowCounter(bundle.model)
-    methods = {name: METHODS[name].build(bundle.model) for name in args.methods}
-    template = bundle.prefix + "{}"
-    results: Dict[str, List[dict]] = {name: [] for name in methods}
-    n_features: List[int] = []
-    progress = tqdm(total=limit, desc=f"{key} examples")
-    for index, text, label in sample_reviews(task, args.seed):
-        if len(n_features) == limit:
-            break
-        inp = TextFeatureInput(text, bundle.tokenizer, level=level, template=template)
-        if not args.min_features <= inp.n_itp_features <= max_features:
-            continue
-        path = os.path.join(cache_dir, f"{index}.json")
-        cached = json.load(open(path)) if os.path.exists(path) else {}
-        cached = run_example(bundle, counter, methods, inp, label, args.seed, cached)
-        with open(path, "w") as handle:
-            json.dump(cached, handle)
-        for name in methods:
-            results[name].append(cached[name])
-        n_features.append(inp.n_itp_features)
-        progress.update(1)
-    progress.close()
-    counter.remove()
-    if not n_features:
-        raise SystemExit(f"{key}: no test review has {args.min_features}..{max_features} features; "
-                         "widen --min-features / --max-features.")
-    header = (
-        f"# {model_name}, drug reviews ({task}), {level} level: {len(n_features)} test reviews "
-        f"with {args.min_features}..{max_features} features (median {int(np.median(n_features))}); "
-        f"explaining the true class; mean ± 95 % CI\n\n"
+def table_header(model_name: str, task: str, level: str, masking: str, n_features: List[int],
+                 feature_range: Tuple[int, int]) -> str:
+    r"""The Markdown header of one combination's table: what was run, the game and the sample."""
+    return (
+        f"# {model_name}, drug reviews ({task}), {level} level, masking game `{masking}`: "
+        f"n = {len(n_features)} test reviews with {feature_range[0]}..{feature_range[1]} features "
+        f"(median {int(np.median(n_features))}); explaining the true class; mean ± 95 % CI\n\n"
+        f"Game `{masking}`: {GAMES[masking]}. Methods that mask were run in this game; gradient, "
+        f"attention and random attributions have none (Integrated Gradients' baseline is the \"...\" "
+        f"input); AS, IAS and AOPC evaluate every method in this game.  \n"
         f"Command: `python benchmarks/faithfulness.py {' '.join(sys.argv[1:])}`  \n"
         f"Machine: {machine()}. Cost: forward-pass equivalents beyond the prediction pass "
         f"(captum_pi.registry); rows / n: measured forward rows per feature; s: median wall time."
     )
-    stem = os.path.join(out_dir, key)
-    table = summarise(results, n_features)
-    print(write_tables(table, stem, header))
+
+
+def run_combination(bundle, methods: Dict[str, object], model_name: str, task: str, level: str,
+                    masking: str, limit: int, args: argparse.Namespace) -> Dict[str, List[dict]]:
+    r"""Benchmark 1 on one (model, task, level, game): cached per review, table and curves written."""
+    key = cache_key(model_name, task, level, masking, args.seed)
+    feature_range = (args.min_features, args.max_features or MAX_FEATURES[level])
+    other_games = [cache_dir(model_name, task, level, game, args.seed) for game in MASKINGS if game != masking]
+    results, n_features = collect(
+        bundle, methods, sample_reviews(task, args.seed), level, masking, limit,
+        cache_dir(model_name, task, level, masking, args.seed), feature_range, args.seed, other_games,
+        desc=f"{key} reviews",
+    )
+    if not n_features:
+        raise SystemExit(f"{key}: no test review has {feature_range[0]}..{feature_range[1]} features; "
+                         "widen --min-features / --max-features.")
+    stem = os.path.join(args.out_dir, key)
+    header = table_header(model_name, task, level, masking, n_features, feature_range)
+    print(write_tables(summarise(results, n_features), stem, header))
     plot_curves(results, stem)
-    return results, table
+    return results
 
 
-def plot_summary(tables: Dict[str, List[dict]], path: str) -> None:
-    r"""AS and IAS AUC (mean, 95 % CI) of every method, one column per (model, task, level);
-    the progressive methods in colour, the others in grey."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    keys = list(tables)
-    figure, axes = plt.subplots(2, len(keys), figsize=(3.6 * len(keys) + 1.5, 8.5), squeeze=False,
-                                sharey=True)
-    for column, key in enumerate(keys):
-        rows = tables[key]
-        positions = np.arange(len(rows))
-        colours = ["tab:red" if row["method"].startswith("MP-PI") else
-                   "tab:orange" if row["method"] == "SP-PI" else "0.6" for row in rows]
-        for line, (study, title) in enumerate((("as_auc", "AS AUC (higher is better)"),
-                                               ("ias_auc", "IAS AUC (lower is better)"))):
-            ax = axes[line, column]
-            ax.barh(positions, [row[study] for row in rows], xerr=[row[study + "_ci"] for row in rows],
-                    color=colours, error_kw={"elinewidth": 0.8})
-            ax.set_title(f"{key}\n{title}", fontsize=9)
-            ax.set_yticks(positions, [row["method"] for row in rows], fontsize=8)
-            ax.set_ylim(len(rows) - 0.5, -0.5)  # first method on top (invert_yaxis toggles with sharey)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+def unavailable(model_names: Sequence[str], tasks: Sequence[str]) -> List[str]:
+    r"""Why each requested (model, task) that cannot be loaded cannot be (empty if all can)."""
+    problems = []
+    for model_name in model_names:
+        for task in tasks:
+            try:
+                check_bundle(model_name, task)
+            except ValueError as error:
+                problems.append(f"{model_name} ({task}): {error}")
+    return problems
 
 
-def main() -> None:
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", nargs="+", default=["smollm2"], choices=MODELS)
-    parser.add_argument("--task", nargs="+", default=["binary"], choices=["binary", "3class"])
+    parser.add_argument("--task", nargs="+", default=["binary"], choices=list(TASK_CLASSES))
     parser.add_argument("--level", nargs="+", default=["sentence"], choices=["word", "sentence"])
+    parser.add_argument("--masking", nargs="+", default=list(MASKINGS), choices=MASKINGS,
+                        help="masking games, each a table of its own (default: all)")
     parser.add_argument("--limit", type=int, nargs="+", default=[50],
-                        help="test reviews per pair: one number, or one per --model")
+                        help="test reviews per combination: one number, or one per --model")
     parser.add_argument("--min-features", type=int, default=2)
     parser.add_argument("--max-features", type=int, default=None,
                         help="skip reviews with more features (bounds the CPU time); "
                              f"default per level: {MAX_FEATURES}")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    parser.add_argument("--out-dir", default=DEFAULT_OUT_DIR,
+                        help="where the tables, curves and summary go (the cache stays under benchmarks/cache)")
+    args = parser.parse_args(argv)
     if len(args.limit) not in (1, len(args.model)):
         parser.error(f"--limit takes one number or one per model ({len(args.model)}), got {args.limit}.")
+    problems = unavailable(args.model, args.task)
+    if problems:
+        parser.error("cannot load every requested model; nothing was run:\n  " + "\n  ".join(problems))
+    return args
+
+
+def main() -> None:
+    args = parse_args()
     limits = dict(zip(args.model, args.limit * len(args.model) if len(args.limit) == 1 else args.limit))
+    os.makedirs(args.out_dir, exist_ok=True)
     torch.manual_seed(args.seed)
     claims: Dict[str, List[dict]] = {}
-    tables: Dict[str, List[dict]] = {}
     for model_name in args.model:
         for task in args.task:
             bundle = load_bundle(model_name, task)
+            methods = {name: METHODS[name].build(bundle.model) for name in args.methods}
             for level in args.level:
-                results, table = run_pair(bundle, model_name, task, level, limits[model_name], args)
-                claims[f"{model_name}-{task}-{level}"] = claim_rows(results)
-                tables[f"{model_name}-{task}-{level}"] = table
+                for masking in args.masking:
+                    results = run_combination(bundle, methods, model_name, task, level, masking,
+                                              limits[model_name], args)
+                    claims[cache_key(model_name, task, level, masking, args.seed)] = claim_rows(results)
     header = (
-        "# Benchmark 1: the paper's claims, pair by pair\n\n"
+        "# Benchmark 1: the paper's claims, combination by combination\n\n"
         f"Command: `python benchmarks/faithfulness.py {' '.join(sys.argv[1:])}`  \n"
-        f"Machine: {machine()}. Per-pair tables: `<model>-<task>-<level>.md` beside this file; "
-        "all AUCs at a glance: `summary.png`."
+        f"Machine: {machine()}. Per-combination tables (with each sample and game): "
+        "`<model>-<task>-<level>-<game>.md` beside this file; the claims at a glance: `summary.png`."
     )
-    print(write_summary(claims, header))
-    plot_summary(tables, os.path.join(HERE, "results", "faithfulness", "summary.png"))
+    print(write_summary(claims, header, os.path.join(args.out_dir, "summary.md")))
+    plot_forest(claims, os.path.join(args.out_dir, "summary.png"))
 
 
 if __name__ == "__main__":

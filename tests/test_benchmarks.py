@@ -1,13 +1,18 @@
 r"""The bookkeeping of the benchmark scripts that turns cached per-review results into
-the claims and budgets the README quotes (the benchmarks themselves run from
+the claims and budgets the README quotes, and Benchmark 1's per-review evaluation on a
+tiny GPT-2 against brute-force masked outputs (the benchmarks themselves run from
 benchmarks/, never in the unit tests)."""
+import json
 import os
 import sys
+import types
 
 import numpy as np
 import pytest
+import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
+import claims  # noqa: E402
 import faithfulness  # noqa: E402
 import shapley_budget  # noqa: E402
 
@@ -16,23 +21,38 @@ def _examples(as_aucs, ias_aucs):
     return [{"as_auc": a, "ias_auc": i} for a, i in zip(as_aucs, ias_aucs)]
 
 
-def test_claim_rows_pick_the_best_rival_per_study_and_compute_paired_gains():
+@pytest.mark.parametrize("low, high, lower_is_better, expected", [
+    (0.01, 0.05, False, "holds"),
+    (-0.05, -0.01, False, "reversed"),
+    (-0.01, 0.05, False, "not significant"),
+    (-0.05, -0.01, True, "holds"),            # IAS: lower is better, so below 0 is the claimed side
+    (0.01, 0.05, True, "reversed"),
+    (-0.05, 0.01, True, "not significant"),
+    (0.0, 0.02, False, "not significant"),    # touching 0 is not entirely on the claimed side
+    (float("nan"), float("nan"), False, "not significant"),  # one review: no interval
+])
+def test_verdict_on_hand_made_intervals(low, high, lower_is_better, expected):
+    assert claims.verdict(low, high, lower_is_better) == expected
+
+
+def test_claim_rows_pick_the_best_rival_per_study_and_compute_paired_relative_changes():
     results = {
         "sp-pi": _examples([0.6, 0.7, 0.8], [0.20, 0.30, 0.10]),
-        "gae": _examples([0.5, 0.6, 0.7], [0.10, 0.20, 0.00]),     # best IAS rival
-        "a-last": _examples([0.55, 0.65, 0.75], [0.3, 0.4, 0.2]),  # best AS rival
+        "gae": _examples([0.5, 0.6, 0.7], [0.10, 0.20, 0.00]),     # best IAS rival (lowest)
+        "a-last": _examples([0.55, 0.65, 0.75], [0.3, 0.4, 0.2]),  # best AS rival (highest)
         "kernel-shap": _examples([0.9, 0.9, 0.9], [0.0, 0.0, 0.0]),  # not a 1-pass rival
     }
-    rows = {row["study"]: row for row in faithfulness.claim_rows(results)}
+    rows = {row["study"]: row for row in claims.claim_rows(results)}
     assert set(rows) == {"AS", "IAS"}  # no MP-PI results: only SP-PI's claim
     assert rows["AS"]["best_rival"] == "A-Last"
-    assert rows["AS"]["relative_gain"] == pytest.approx((0.7 - 0.65) / 0.65)
+    assert rows["AS"]["relative_change"] == pytest.approx((0.7 - 0.65) / 0.65)
     assert rows["AS"]["difference"] == pytest.approx(0.05)
     assert rows["AS"]["difference_ci"] == pytest.approx(0.0, abs=1e-12)  # constant differences
-    assert faithfulness.verdict(rows["AS"]) == "holds"  # a constant +0.05 per review
+    assert rows["AS"]["verdict"] == "holds"  # a constant +0.05 per review
     assert rows["IAS"]["best_rival"] == "GAE"
-    assert rows["IAS"]["relative_gain"] == pytest.approx(-(0.2 - 0.1) / 0.1)
-    assert rows["IAS"]["difference"] == pytest.approx(-0.1)
+    assert rows["IAS"]["relative_change"] == pytest.approx((0.2 - 0.1) / 0.1)  # ours is higher ...
+    assert rows["IAS"]["verdict"] == "reversed"  # ... and for IAS lower is better
+    assert rows["AS"]["n"] == rows["IAS"]["n"] == 3
 
 
 @pytest.mark.parametrize("differences, expected", [
@@ -40,11 +60,188 @@ def test_claim_rows_pick_the_best_rival_per_study_and_compute_paired_gains():
     ([-0.10, -0.12, -0.08, -0.11], "reversed"),
     ([0.10, -0.12, 0.08, -0.11], "not significant"),
 ])
-def test_verdict_follows_the_confidence_interval(differences, expected):
+def test_claim_verdicts_follow_the_paired_interval_in_both_studies(differences, expected):
     ours = np.array([0.5, 0.5, 0.5, 0.5]) + np.array(differences)
+    # Better AS is higher and better IAS lower: the same improvement in both studies.
     results = {"mp-pi": _examples(ours, 1 - ours), "kernel-shap": _examples([0.5] * 4, [0.5] * 4)}
-    as_row = [row for row in faithfulness.claim_rows(results) if row["study"] == "AS"][0]
-    assert faithfulness.verdict(as_row) == expected
+    rows = claims.claim_rows(results)
+    assert {row["claim"] for row in rows} == {"MP-PI vs cost ~2n", "MP-PI vs Kernel SHAP"}
+    for row in rows:
+        assert row["verdict"] == expected, row["study"]
+        interval = faithfulness.mean_confidence_interval(np.array(differences) * (1 if row["study"] == "AS" else -1))
+        assert row["relative_change"] == pytest.approx(interval.mean / 0.5)
+        assert row["relative_ci"] == pytest.approx(interval.half_width / 0.5)
+
+
+def test_summary_and_forest_plot_are_written(tmp_path):
+    results = {"mp-pi": _examples([0.7, 0.8, 0.75], [0.2, 0.1, 0.3]),
+               "kernel-shap": _examples([0.6, 0.7, 0.8], [0.3, 0.2, 0.2])}
+    rows = {"tiny-binary-sentence-delete": claims.claim_rows(results),
+            "tiny-binary-sentence-replace": claims.claim_rows(results)[:2]}
+    text = claims.write_summary(rows, "# header", str(tmp_path / "summary.md"))
+    assert (tmp_path / "summary.md").read_text() == text + "\n"
+    assert text.count("| tiny-binary-sentence-delete | 3 |") == 4
+    assert "IAS (claimed < 0)" in text and "Verdicts:" in text
+    claims.plot_forest(rows, str(tmp_path / "summary.png"))
+    assert (tmp_path / "summary.png").stat().st_size > 1000
+
+
+# --- the per-review evaluation of benchmarks/faithfulness.py on a tiny GPT-2 -----------------
+
+@pytest.fixture(scope="module")
+def tiny():
+    from tiny_text import CORPUS, tiny_gpt2_classifier, tiny_tokenizer
+
+    from captum_pi.text import TextFeatureInput
+
+    tokenizer = tiny_tokenizer()
+    model = tiny_gpt2_classifier(len(tokenizer), n_positions=48)
+    inputs = {masking: TextFeatureInput(CORPUS[4], tokenizer, level="sentence", template="Review: {}",
+                                        masking=masking) for masking in ("delete", "replace")}
+    return types.SimpleNamespace(model=model, tokenizer=tokenizer, prefix="Review: ", inputs=inputs,
+                                 corpus=CORPUS)
+
+
+def _masked_ids(inp, coalition, masking):
+    from toy_models import deleted_ids
+
+    ids, features = inp.input_ids[0], inp.feature_mask[0]
+    if masking == "delete":
+        return deleted_ids(ids, features, set(coalition))
+    keep = torch.tensor([f < 0 or f in coalition for f in features.tolist()])
+    return torch.where(keep, ids, torch.full_like(ids, inp.mask_token_id))
+
+
+def _brute_force(model, inp, coalition, masking, label):
+    from toy_models import hf_value
+
+    return hf_value(model, _masked_ids(inp, coalition, masking), label)
+
+
+def _run(tiny, names, masking, label=1):
+    from _common import RowCounter
+
+    from captum_pi.registry import METHODS
+
+    counter = RowCounter(tiny.model)
+    try:
+        methods = {name: METHODS[name].build(tiny.model) for name in names}
+        return faithfulness.run_example(tiny.model, counter, methods, tiny.inputs[masking], label, 0, masking, {})
+    finally:
+        counter.remove()
+
+
+@pytest.mark.parametrize("masking", ["delete", "replace"])
+def test_per_review_studies_and_aopc_equal_a_brute_force_recomputation(tiny, masking):
+    import math
+
+    from scipy.integrate import trapezoid
+
+    inp, label = tiny.inputs[masking], 1
+    n = inp.n_itp_features
+    cached = _run(tiny, ["feature-ablation", "integrated-gradients"], masking, label)
+    full = _brute_force(tiny.model, inp, range(n), masking, label)
+    for name, result in cached.items():
+        for order_key, curve_key, auc_key in (("order", "as_curve", "as_auc"),
+                                              ("inverse_order", "ias_curve", "ias_auc")):
+            order = result[order_key]
+            expected = [_brute_force(tiny.model, inp, order[:j], masking, label) for j in range(n + 1)]
+            assert result[curve_key] == pytest.approx(expected, abs=1e-5), (name, curve_key)
+            assert result[auc_key] == pytest.approx(trapezoid(expected, np.linspace(0, 1, n + 1)), abs=1e-5)
+        assert result["order"] == sorted(range(n), key=lambda i: -result["phi"][i])
+        comprehensiveness, sufficiency = [], []
+        for fraction in (0.01, 0.05, 0.10, 0.20, 0.50):
+            top = result["order"][: max(1, math.ceil(fraction * n))]
+            rest = [i for i in range(n) if i not in top]
+            comprehensiveness.append(full - _brute_force(tiny.model, inp, rest, masking, label))
+            sufficiency.append(full - _brute_force(tiny.model, inp, top, masking, label))
+        assert result["comprehensiveness"] == pytest.approx(np.mean(comprehensiveness), abs=1e-5)
+        assert result["sufficiency"] == pytest.approx(np.mean(sufficiency), abs=1e-5)
+    # Feature Ablation was run in the game: f(x) - f(x without feature i), masked that way.
+    ablation = [full - _brute_force(tiny.model, inp, [j for j in range(n) if j != i], masking, label)
+                for i in range(n)]
+    assert cached["feature-ablation"]["phi"] == pytest.approx(ablation, abs=1e-5)
+
+
+def test_gradient_and_attention_methods_run_under_delete_without_a_game(tiny):
+    names = ["input-x-gradient", "integrated-gradients", "lrp", "gae", "a-last", "random"]
+    deleted = _run(tiny, names, "delete")  # Integrated Gradients would raise on masking="delete"
+    replaced = _run(tiny, names, "replace")
+    for name in names:
+        assert np.isfinite(deleted[name]["phi"]).all(), name
+        assert deleted[name]["phi"] == pytest.approx(replaced[name]["phi"], abs=1e-6), name  # no game
+    inp = tiny.inputs["delete"]
+    assert faithfulness.method_options("integrated-gradients", inp, "delete", 0) == {"baselines": inp.mask_token_id}
+    assert faithfulness.method_options("kernel-shap", inp, "delete", 3) == {
+        "seed": 3, "masking": "delete", "baselines": inp.empty_token_id}
+    assert faithfulness.method_options("sp-pi", inp, "replace", 3) == {
+        "masking": "replace", "baselines": inp.mask_token_id}
+
+
+class _Counting:
+    def __init__(self, method):
+        self.method, self.calls = method, 0
+
+    def attribute(self, *args, **kwargs):
+        self.calls += 1
+        return self.method.attribute(*args, **kwargs)
+
+
+def test_a_larger_limit_only_computes_new_reviews_and_new_methods(tiny, tmp_path):
+    from captum_pi.registry import METHODS
+
+    corpus = tiny.corpus
+    reviews = [(10, corpus[0], 1), (11, corpus[1], 0), (12, corpus[4], 0), (13, corpus[5], 1)]  # 11: 1 sentence
+    sp_pi = _Counting(METHODS["sp-pi"].build(tiny.model))
+
+    def collect(methods, limit, masking="delete"):
+        return faithfulness.collect(tiny, methods, reviews, "sentence", masking, limit, str(tmp_path),
+                                    (2, 12), seed=0)
+
+    first, sizes = collect({"sp-pi": sp_pi}, 1)
+    assert (sp_pi.calls, sizes) == (1, [2])
+    second, sizes = collect({"sp-pi": sp_pi}, 2)
+    assert (sp_pi.calls, sizes) == (2, [2, 3])  # only review 12 is new; review 11 is skipped
+    assert second["sp-pi"][0] == first["sp-pi"][0]
+    ablation = _Counting(METHODS["feature-ablation"].build(tiny.model))
+    third, _ = collect({"sp-pi": sp_pi, "feature-ablation": ablation}, 2)
+    assert (sp_pi.calls, ablation.calls) == (2, 2)
+    assert third["sp-pi"] == second["sp-pi"]
+    with pytest.raises(ValueError, match="masking='delete'"):
+        collect({"sp-pi": sp_pi}, 1, masking="replace")  # another game never reads this cache
+    # Another game reuses the explanations of methods without one, and evaluates them in its game.
+    ig = _Counting(METHODS["integrated-gradients"].build(tiny.model))
+    deleted, _ = collect({"integrated-gradients": ig, "sp-pi": sp_pi}, 1)
+    replaced, _ = faithfulness.collect(tiny, {"integrated-gradients": ig, "sp-pi": sp_pi}, reviews, "sentence",
+                                       "replace", 1, str(tmp_path / "replace"), (2, 12), 0, [str(tmp_path)])
+    assert (ig.calls, sp_pi.calls) == (1, 3)
+    assert replaced["integrated-gradients"][0]["phi"] == deleted["integrated-gradients"][0]["phi"]
+    assert replaced["integrated-gradients"][0]["as_curve"] != deleted["integrated-gradients"][0]["as_curve"]
+    # An interrupted review keeps the methods it finished.
+    lime = _Counting(METHODS["lime"].build(tiny.model))
+    lime.method = None  # calling it fails
+    with pytest.raises(AttributeError):
+        collect({"sp-pi": sp_pi, "feature-ablation": ablation, "random": _Counting(METHODS["random"].build(tiny.model)),
+                 "lime": lime}, 1)
+    with open(tmp_path / "10.json") as handle:
+        assert {"sp-pi", "feature-ablation", "random"} <= set(json.load(handle))
+
+
+def test_unavailable_adapters_stop_the_run_before_any_work(monkeypatch, tmp_path, capsys):
+    from captum_pi import models
+
+    monkeypatch.setattr(models, "LORA_ASSETS", tmp_path)  # nothing shipped but the package default
+    problems = faithfulness.unavailable(["smollm2", "smollm2-lora", "gemma3-lora"], ["binary", "3class"])
+    assert [problem.split(":")[0] for problem in problems] == [
+        "smollm2-lora (3class)", "gemma3-lora (binary)", "gemma3-lora (3class)"]
+    assert all("train_lora.py" in problem for problem in problems)
+    monkeypatch.setattr(faithfulness, "load_bundle", lambda *args: pytest.fail("a model was loaded"))
+    with pytest.raises(SystemExit):
+        faithfulness.parse_args(["--model", "smollm2", "gemma3-lora", "--task", "binary"])
+    assert "gemma3-lora (binary): no shipped adapter gemma3-binary_lora.pt" in capsys.readouterr().err
+    args = faithfulness.parse_args(["--model", "smollm2-lora", "--masking", "delete"])
+    assert (args.masking, args.task, args.out_dir) == (["delete"], ["binary"], faithfulness.DEFAULT_OUT_DIR)
+    assert faithfulness.cache_key("smollm2-lora", "binary", "sentence", "delete") == "smollm2-lora-binary-sentence-delete"
 
 
 def test_budget_ratio_of_mp_pi_to_kernel_shap():
