@@ -33,6 +33,8 @@ _EXPORTS: Dict[str, List[str]] = {
     "captum_pi.data": ["load_drug_reviews", "DrugReviews"],
     "captum_pi.models": ["load_default_classifier", "ClassifierBundle"],
     "captum_pi.registry": ["METHODS", "MethodSpec", "get_method"],
+    # needs shapiq (pip install "captum-pi[shapiq]"), imported only when a name is used
+    "captum_pi.interactions": ["TextGame", "TableGame", "progressive_interactions"],
     "captum_pi.metrics": [
         "activation_study",
         "inverse_activation_study",

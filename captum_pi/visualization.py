@@ -19,6 +19,7 @@ import html
 from typing import List, Mapping, Optional, Sequence, Tuple, Union
 
 from captum_pi.llm_attr import ClassifierAttributionResult
+from captum_pi.text import TextFeatureInput
 
 POSITIVE_RGB = (22, 163, 74)
 NEGATIVE_RGB = (220, 38, 38)
@@ -71,12 +72,11 @@ def _scale(values: Sequence[float]) -> float:
     return max(finite) if finite else 0.0
 
 
-def _pieces(result: ClassifierAttributionResult, show_fixed: bool = True) -> List[Tuple[str, Optional[int]]]:
-    r"""The text cut into ``(text, feature index or None)`` pieces in reading order;
-    pieces outside the features are fixed text or whitespace. Without
-    ``show_fixed``, the fixed text before the first and after the last feature is
-    left out."""
-    view = result.features
+def feature_pieces(view: TextFeatureInput, show_fixed: bool = True) -> List[Tuple[str, Optional[int]]]:
+    r"""The text of ``view`` cut into ``(text, feature index or None)`` pieces in
+    reading order; pieces outside the features are fixed text or whitespace.
+    Without ``show_fixed``, the fixed text before the first and after the last
+    feature is left out."""
     text = view.text
     pieces: List[Tuple[str, Optional[int]]] = []
     position = 0
@@ -148,7 +148,7 @@ def _text_html(result: ClassifierAttributionResult, scale: float, show_fixed: bo
     esc = html.escape
     values = result.feature_attr.tolist()
     out = []
-    for text, index in _pieces(result, show_fixed):
+    for text, index in feature_pieces(result.features, show_fixed):
         if index is None:
             out.append(_fixed_html(text))
             continue
@@ -309,7 +309,7 @@ def terminal_text(
     _check_limit(max_features, "max_features")
     _check_limit(max_text_chars, "max_text_chars")
     values = result.feature_attr.tolist()
-    pieces = _pieces(result, show_fixed)
+    pieces = feature_pieces(result.features, show_fixed)
     probability = float(result.probabilities[result.predicted])
     lines = [
         f"Predicted: {result.predicted_label} (probability {probability:.3f}) | explained: "

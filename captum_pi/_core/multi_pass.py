@@ -444,17 +444,49 @@ def _fit_with_rank(
 ) -> "tuple[np.ndarray, int]":
     r""":func:`fit_shapley_regression` and the rank of the weighted design of the
     coalitions (``n - 1`` when the data identify every attribution)."""
-    z = data.coalitions.astype(np.float64)
-    n = z.shape[1]
+    return fit_efficient_regression(
+        data.coalitions.astype(np.float64), data.values, data.weights, f_full, f_empty, shrinkages
+    )
+
+
+def fit_efficient_regression(
+    basis: np.ndarray, values: np.ndarray, weights: np.ndarray, f_full: float, f_empty: float,
+    shrinkages: Sequence[float] = (0.0,),
+) -> "tuple[np.ndarray, int]":
+    r"""
+    Weighted least squares for ``g(S) = f_empty + sum_j beta_j basis_j(S)`` with
+    ``sum_j beta_j = f_full - f_empty`` enforced by eliminating the last coefficient,
+    every basis function being 1 on the full coalition. With the coalitions as the
+    basis it is :func:`fit_shapley_regression`; with the products of up to ``k``
+    features (``basis_T(S) = 1`` when ``T`` is in ``S``) and Kernel SHAP's weights it
+    is the Faith-Shap interaction index of order ``k``
+    (:mod:`captum_pi.interactions`). ``shrinkages``: as in
+    :func:`fit_shapley_regression`, the pseudo-observations being ``beta_j = 0``.
+
+    Args:
+        basis (np.ndarray): ``[m, p]`` basis functions at the ``m`` coalitions.
+        values (np.ndarray): ``[m]`` their values.
+        weights (np.ndarray): ``[m]`` regression weights.
+        f_full (float): Value of the full coalition.
+        f_empty (float): Value of the empty coalition.
+        shrinkages (sequence of float, optional): Ridge strengths chosen among by
+                    leave-one-out error. Default: (0.0,)
+
+    Returns:
+        ``(beta [p], rank)``: the coefficients and the rank of the weighted design
+        (``p - 1`` when the data identify every coefficient).
+    """
+    z = np.asarray(basis, dtype=np.float64)
+    p = z.shape[1]
     total = f_full - f_empty
     if z.shape[0] == 0:  # no intermediate coalition: efficiency alone, spread evenly
-        return np.full(n, total / n), 0
-    root = np.sqrt(data.weights)
+        return np.full(p, total / p), 0
+    root = np.sqrt(weights)
     design = (z[:, :-1] - z[:, -1:]) * root[:, None]
-    response = (data.values - f_empty - z[:, -1] * total) * root
-    # phi_i = 0 for i < n - 1, and phi_{n-1} = total - sum_i phi_i = 0
-    pseudo = np.vstack([np.eye(n - 1), -np.ones((1, n - 1))])
-    pseudo_response = np.concatenate([np.zeros(n - 1), [-total]])
+    response = (values - f_empty - z[:, -1] * total) * root
+    # beta_j = 0 for j < p - 1, and beta_{p-1} = total - sum_j beta_j = 0
+    pseudo = np.vstack([np.eye(p - 1), -np.ones((1, p - 1))])
+    pseudo_response = np.concatenate([np.zeros(p - 1), [-total]])
     best = None
     for strength in sorted(set(shrinkages)):
         phi, loo = _ridge_solution(design, response, pseudo, pseudo_response, strength)
