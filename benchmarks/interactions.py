@@ -335,8 +335,8 @@ def result_table(records: List[Dict], names: List[str], n: int, synthetic: bool)
 
 def header_lines(title: str, command: str) -> List[str]:
     return [f"# {title}", "", f"Command: `{command}`  ", f"Machine: {machine()}, shapiq "
-            f"{_version('shapiq')}, lightgbm {_version('lightgbm')}, run under `nice -n 15` beside a training "
-            "job (times are ratios of CPU time, model excluded).", ""]
+            f"{_version('shapiq')}, lightgbm {_version('lightgbm')}, run under `nice -n 15` on a shared machine "
+            "(times are ratios of CPU time, model excluded).", ""]
 
 
 def _version(name: str) -> str:
