@@ -83,6 +83,7 @@ BUDGET_RULES: Dict[str, BudgetRule] = {
     "kernel-shap": BudgetRule(_sampled, 2, "the unmasked and the fully masked input"),
     "lime": BudgetRule(_sampled, 2, "two sampled coalitions"),
     "shapley-value-sampling": BudgetRule(_permutations, 2, "the prediction and one permutation"),
+    "reagent": BudgetRule(_sampled, 1, "one update"),
     "integrated-gradients": BudgetRule(
         _integration_steps, 6, "the input, the baseline and two trapezoid points, each a forward and a backward pass"
     ),

@@ -10,16 +10,17 @@ Here the explained value is the target class's probability (or logit or
 log-probability) at the final token, perturbations are evaluated in batches, and
 every method masks features with the same game (:mod:`captum_pi._core.masking`:
 deletion by default, or replacement with :func:`captum_pi.text.mask_token_id`).
-"""
-import inspect
-import numbers
-from copy import copy
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
-import numpy as np
+The result is a :class:`~captum_pi.attribution_result.ClassifierAttributionResult`;
+the inputs of a batched call are checked and padded by :mod:`captum_pi.batching`.
+"""
+import importlib
+import inspect
+from copy import copy
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+
 import torch
 from captum.attr import FeatureAblation, KernelShap, Lime, ShapleyValues, ShapleyValueSampling
-from captum.attr._core.llm_attr import LLMAttributionResult
 from captum.attr._utils.attribution import Attribution
 from captum.attr._utils.interpretable_input import (
     InterpretableInput,
@@ -34,181 +35,46 @@ from captum_pi._core.captum_adapters import _seeded
 from captum_pi._core.gradient_adapters import TokenIntegratedGradients
 from captum_pi._core.budget import check_captum_budget
 from captum_pi._core.masking import check_masking
-from captum_pi._core.multi_pass import MultiPassProgressive
 from captum_pi._core.progressive import (
     PerPositionForward,
     check_target_type,
     explained_value,
     feature_attributions,
 )
-from captum_pi._core.single_pass import SinglePassProgressive
-from captum_pi.text import AdaptedInput, TextFeatureInput, adapt_input
+from captum_pi.attribution_result import ClassifierAttributionResult, label_names_of, method_label, resolve_target
+from captum_pi.batching import (
+    Target,
+    Targets,
+    _batches,
+    _check_batch_size,
+    _input_list,
+    _resolve_given_targets,
+    _targets_per_input,
+    _with_index,
+    pad_views,
+)
+from captum_pi.captum_inputs import AdaptedInput, adapt_input
+from captum_pi.text import TextFeatureInput
 
 CAPTUM_METHODS = (FeatureAblation, ShapleyValueSampling, ShapleyValues, Lime, KernelShap)
 DEFAULT_PERTURBATIONS_PER_EVAL = 16
 DEFAULT_BATCH_SIZE = 8
-METHOD_LABELS = {SinglePassProgressive: "SP-PI", MultiPassProgressive: "MP-PI"}
 WRAPPER_SET_ARGUMENTS = ("inputs", "target", "feature_mask", "baselines", "attention_mask",
                          "additional_forward_args", "target_type", "masking")
 
-Target = Union[int, str, None]
-Targets = Union[Target, Sequence[Target], Tensor, np.ndarray]
+# Names that lived here before the split and are not used here, importable from here
+# still (on first use); the others above are imported from their new homes.
+_MOVED = {
+    "METHOD_LABELS": "captum_pi.attribution_result",
+    "_check_target_entry": "captum_pi.batching",
+}
 
 
-def method_label(attr_method: Attribution) -> str:
-    r"""Short display name of an attribution method: ``"SP-PI"``, ``"MP-PI"``, its
-    ``name`` attribute, or its class name (``"KernelShap"``)."""
-    for cls, label in METHOD_LABELS.items():
-        if isinstance(attr_method, cls):
-            return label
-    return str(getattr(attr_method, "name", None) or type(attr_method).__name__)
-
-
-def label_names_of(model: object, n_classes: int) -> List[str]:
-    r"""Class names from ``model.config.id2label``, or ``LABEL_<i>`` when absent."""
-    id2label = getattr(getattr(model, "config", None), "id2label", None) or {}
-    return [str(id2label.get(index, id2label.get(str(index), f"LABEL_{index}"))) for index in range(n_classes)]
-
-
-def resolve_target(target: Union[int, str, None], label_names: Sequence[str], predicted: int) -> int:
-    r"""
-    The explained class index from ``target``: None gives the predicted class, an
-    int a class index, a str a label name (exact, then case-insensitive).
-    """
-    if target is None:
-        return predicted
-    if isinstance(target, Tensor) and target.numel() == 1:
-        target = int(target.item())
-    if isinstance(target, str):
-        if target in label_names:
-            return list(label_names).index(target)
-        lowered = [name.lower() for name in label_names]
-        if target.lower() in lowered:
-            return lowered.index(target.lower())
-        raise ValueError(f"Unknown label {target!r}: the model's labels are {list(label_names)}.")
-    if isinstance(target, bool) or not isinstance(target, int):
-        raise ValueError(f"target must be a class index, a label name or None, got {target!r}.")
-    if not 0 <= target < len(label_names):
-        raise ValueError(
-            f"target {target} is out of range: the model has {len(label_names)} classes "
-            f"{list(label_names)}."
-        )
-    return target
-
-
-class ClassifierAttributionResult(LLMAttributionResult):
-    r"""
-    Captum's ``LLMAttributionResult`` for a classifier's prediction, so
-    ``plot_seq_attr`` and ``plot_token_attr`` work unchanged: ``seq_attr`` holds one
-    attribution per interpretable feature of the input (``input_tokens`` =
-    ``inp.values``), ``output_tokens`` is the explained label, ``token_attr`` its
-    one row (``[1, n]``) and ``output_probs`` its probability on the full input.
-
-    Attributes:
-        label_names (list of str): Class names, by index.
-        probabilities (Tensor): ``[C]`` softmax probabilities on the full input.
-        predicted (int): The predicted class.
-        target (int): The explained class.
-        target_type (str): ``"prob"``, ``"logit"`` or ``"log_prob"``.
-        method (str): Display name of the attribution method.
-        masking (str or None): The masking game the method ran under
-                    (``"delete"`` or ``"replace"``), None for methods that mask
-                    nothing; Integrated Gradients' baseline is ``"replace"``.
-        features (TextFeatureInput): The token-id view the methods ran on: its
-                    ``text``, ``spans`` and ``values`` in reading order.
-        feature_attr (Tensor): ``[n]`` attribution of each feature of
-                    ``features``, in reading order (equal to ``seq_attr`` for a
-                    :class:`TextFeatureInput`).
-    """
-
-    def __init__(
-        self,
-        *,
-        seq_attr: Tensor,
-        inp: InterpretableInput,
-        label_names: Sequence[str],
-        probabilities: Tensor,
-        target: int,
-        target_type: str,
-        method: str,
-        features: TextFeatureInput,
-        feature_attr: Tensor,
-        masking: Optional[str] = None,
-    ) -> None:
-        super().__init__(
-            input_tokens=list(inp.values),
-            output_tokens=[label_names[target]],
-            seq_attr=seq_attr,
-            token_attr=seq_attr.reshape(1, -1),
-            output_probs=probabilities[target].reshape(1),
-            inp=inp,
-        )
-        self.label_names = list(label_names)
-        self.probabilities = probabilities
-        self.predicted = int(probabilities.argmax())
-        self.target = target
-        self.target_type = target_type
-        self.method = method
-        self.masking = masking
-        self.features = features
-        self.feature_attr = feature_attr
-
-    @property
-    def predicted_label(self) -> str:
-        return self.label_names[self.predicted]
-
-    @property
-    def target_label(self) -> str:
-        return self.label_names[self.target]
-
-    def to_dict(self) -> Dict[str, Any]:
-        r"""
-        A JSON-serialisable summary: the explained text, the prompt around it,
-        prediction, probabilities, method and one entry per feature.
-
-        ``"text"`` is the explained text as the user gave it (the ``text`` of
-        :class:`~captum_pi.text.TextFeatureInput`, without the template), and each
-        feature's ``"start"`` and ``"end"`` are character offsets into it:
-        ``summary["text"][feature["start"]:feature["end"]] == feature["text"]``.
-        ``"prompt"`` holds the template's fixed text: the model read
-        ``prompt["prefix"] + text + prompt["suffix"]``. For inputs adapted from
-        Captum's ``TextTokenInput`` or ``TextTemplateInput`` the whole text is the
-        explained text and the prefix and suffix are empty.
-
-        Returns:
-            dict with keys ``text``, ``prompt`` (``prefix``, ``suffix``),
-            ``level``, ``method``, ``masking``, ``target_type``, ``target`` (``index``,
-            ``label``), ``prediction`` (``index``, ``label``, ``probability``),
-            ``probabilities`` (label -> probability) and ``features`` (list of
-            ``index``, ``text``, ``start``, ``end``, ``attribution``).
-        """
-        view = self.features
-        offset = view.explained_span[0]
-        return {
-            "text": view.explained_text,
-            "prompt": {"prefix": view.prefix, "suffix": view.suffix},
-            "level": view.level,
-            "method": self.method,
-            "masking": self.masking,
-            "target_type": self.target_type,
-            "target": {"index": self.target, "label": self.target_label},
-            "prediction": {
-                "index": self.predicted,
-                "label": self.predicted_label,
-                "probability": float(self.probabilities[self.predicted]),
-            },
-            "probabilities": {name: float(p) for name, p in zip(self.label_names, self.probabilities)},
-            "features": [
-                {
-                    "index": index,
-                    "text": value,
-                    "start": span[0] - offset,
-                    "end": span[1] - offset,
-                    "attribution": float(phi),
-                }
-                for index, (value, span, phi) in enumerate(zip(view.values, view.spans, self.feature_attr))
-            ],
-        }
+def __getattr__(name: str) -> object:
+    module = _MOVED.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
 
 
 class LLMClassifierAttribution(Attribution):
@@ -738,99 +604,3 @@ def _check_method(attr_method: object) -> None:
             "and attention methods are available through captum_pi.registry, which adapts "
             "them to token ids and feature masks."
         )
-
-
-def pad_views(views: Sequence[TextFeatureInput], pad_id: int) -> Tuple[Tensor, Tensor, Tensor]:
-    r"""
-    The inputs of one batched call: token ids right-padded with ``pad_id``, the
-    attention mask (1 real, 0 padding) and the feature masks padded with -1, each
-    ``[B, T_max]``.
-    """
-    longest = max(int(view.input_ids.shape[1]) for view in views)
-    ids = torch.full((len(views), longest), int(pad_id), dtype=torch.long)
-    attention_mask = torch.zeros((len(views), longest), dtype=torch.long)
-    feature_mask = torch.full((len(views), longest), -1, dtype=torch.long)
-    for row, view in enumerate(views):
-        length = int(view.input_ids.shape[1])
-        ids[row, :length] = view.input_ids[0]
-        attention_mask[row, :length] = 1
-        feature_mask[row, :length] = view.feature_mask[0]
-    return ids, attention_mask, feature_mask
-
-
-def _batches(
-    views: Sequence[TextFeatureInput], batch_size: int, key: Any = lambda view: view.baselines
-) -> Iterator[List[int]]:
-    r"""Consecutive row indices, at most ``batch_size`` at a time; a batch never
-    mixes views of different ``key`` (a batched call takes one ``baselines`` and
-    one ``masking``)."""
-    rows: List[int] = []
-    for row, view in enumerate(views):
-        if rows and (len(rows) == batch_size or key(view) != key(views[rows[0]])):
-            yield rows
-            rows = []
-        rows.append(row)
-    if rows:
-        yield rows
-
-
-def _check_batch_size(batch_size: object) -> None:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
-
-
-def _input_list(inputs: Iterable[InterpretableInput]) -> List[InterpretableInput]:
-    if isinstance(inputs, (str, InterpretableInput)) or not isinstance(inputs, Iterable):
-        raise TypeError(
-            f"inputs must be a list of inputs, got {type(inputs).__name__}; explain one "
-            "input with attribute(inp), many texts with "
-            "attribute_batch(TextFeatureInput.from_texts(texts, tokenizer))."
-        )
-    return list(inputs)
-
-
-def _targets_per_input(target: Targets, n_inputs: int) -> List[Target]:
-    r"""``target`` as one entry per input: a single target repeated, or the given
-    list (or 1-D tensor or array) checked for its length and entry types."""
-    if isinstance(target, (Tensor, np.ndarray)):
-        if target.ndim > 1:
-            raise ValueError(
-                f"target must be one value or 1-D (one per input), got shape {tuple(target.shape)}."
-            )
-        target = target.tolist()
-    if not isinstance(target, (list, tuple)):
-        return [_check_target_entry(target, "target")] * n_inputs
-    if len(target) != n_inputs:
-        raise ValueError(
-            f"target holds {len(target)} entries for {n_inputs} inputs; pass one target "
-            "for all inputs, or one per input."
-        )
-    return [_check_target_entry(entry, f"target[{index}]") for index, entry in enumerate(target)]
-
-
-def _check_target_entry(target: object, name: str) -> Target:
-    if target is None or isinstance(target, str):
-        return target
-    if isinstance(target, numbers.Integral) and not isinstance(target, bool):
-        return int(target)
-    raise TypeError(f"{name} must be a class index, a label name or None, got {target!r}.")
-
-
-def _resolve_given_targets(targets: Sequence[Target], labels: Sequence[str]) -> List[Optional[int]]:
-    r"""Class indices of the given targets (None stays None: the predicted class);
-    an error names the entry at fault, or just ``target`` when all are the same."""
-    same = len(set(map(repr, targets))) <= 1
-    return [
-        None if target is None
-        else _with_index("target" if same else f"target[{index}]", resolve_target, target, labels, 0)
-        for index, target in enumerate(targets)
-    ]
-
-
-def _with_index(where: str, function: Any, *args: Any) -> Any:
-    r"""Calls ``function``; a ValueError or TypeError it raises names ``where``
-    (``inputs[3]: ...``), so the entry at fault of a long list can be found."""
-    try:
-        return function(*args)
-    except (ValueError, TypeError) as error:
-        raise type(error)(f"{where}: {error}") from error

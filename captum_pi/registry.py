@@ -54,6 +54,7 @@ shapley-values          perturbation  2^n (n <= 8)       --     per feature
 lime                    perturbation  2n                 --     per feature
 mp-pi                   progressive   <= 2n - 1          2n     per feature
 mp-pi-shapley           progressive   <= 2n - 1          --     per feature
+reagent                 perturbation  <= 2n              --     per feature
 ======================  ============  =================  =====  ===================
 
 MP-PI spends ``2 n`` passes, one of which is the unmasked input (the prediction), so
@@ -66,7 +67,12 @@ miss completeness by far more than 5 % on SmolLM2's drug reviews), plus the two
 forward passes in which Captum's ``LayerIntegratedGradients`` reads the embedding
 layer on the input and the baseline; pass ``n_steps=n - 1`` for the paper's ``2n``.
 Shapley Values evaluates each of the ``2^n`` coalitions once (the unmasked input
-among them).
+among them). ReAGent spends at most ``2 n`` rows (``n_samples``) beyond its prediction
+pass, which it always makes (it needs the probability on the unmasked input); probes
+that meet its stopping condition leave the rest unspent (``last_runs`` tells the rows
+spent). It plays the masking game like the other perturbation methods; its
+``replacement="lm"`` option (tokens from the explained model's language-model head,
+closer to the paper's RoBERTa replacements) plays neither game.
 """
 import importlib
 from dataclasses import dataclass, field
@@ -174,8 +180,8 @@ def _integrated_gradients_cost(n: int) -> int:
 
 
 _MASKING = ("sp-pi", "kernel-shap", "feature-ablation", "shapley-value-sampling", "shapley-values",
-            "lime", "mp-pi", "mp-pi-shapley")
-_STOCHASTIC = ("random", "kernel-shap", "shapley-value-sampling", "lime", "mp-pi", "mp-pi-shapley")
+            "lime", "mp-pi", "mp-pi-shapley", "reagent")
+_STOCHASTIC = ("random", "kernel-shap", "shapley-value-sampling", "lime", "mp-pi", "mp-pi-shapley", "reagent")
 
 
 def _spec(
@@ -233,6 +239,8 @@ _SPECS = (
           hf=False, baselines=True, target_type="prob", aggregation=None),
     _spec("mp-pi-shapley", "MP-PI (Shapley sampling)", "progressive",
           _mp_pi_with_shapley_sampling, lambda n: min(2 * n - 1, 2 ** n - 2), "min(2n - 1, 2^n - 2)", None,
+          hf=False, baselines=True, target_type="prob", aggregation=None),
+    _spec("reagent", "ReAGent", "perturbation", _CORE + "reagent:ReAGent", lambda n: 2 * n, "<= 2n", None,
           hf=False, baselines=True, target_type="prob", aggregation=None),
 )
 

@@ -7,26 +7,11 @@ Data flows one way: text (+ fixed template text) -> fast tokenizer with offset
 mapping -> character spans of the features -> ``feature_mask`` (one feature id per
 token, -1 for fixed tokens) -> masked token ids.
 
-The fixed text before the explained text, the explained text and the fixed text
-after it are tokenized separately and concatenated (:func:`encode_parts`, as
-:func:`captum_pi.encoding.encode_texts` does), so a prompt always has the same
-tokens and no token straddles fixed and explained text.
-
-**Features.** Every token belongs to exactly one feature or to none (-1):
-
-- ``"token"``: every token of the explained text is a feature.
-- ``"word"``: a word is a run of non-whitespace characters (punctuation stays
-  with its word: ``"great!"`` is one word). Text without spaces (Chinese,
-  Japanese, ...) is therefore one word per run; use ``"token"`` there.
-- ``"sentence"``: sentences come from `pysbd <https://pypi.org/project/pysbd/>`_
-  (the rule-based "Pragmatic Segmenter", pure Python, works offline, keeps
-  character offsets), which handles abbreviations (``"Dr. Smith"``, ``"e.g."``),
-  decimals (``"3.5 mg"``), ellipses and quotes.
-
-A token is assigned to the feature holding its first non-whitespace character (a
-whitespace-only token goes with the word or sentence before it; the byte pieces of
-one character, such as an emoji split by a byte-level BPE, stay together even at
-the token level), so features are contiguous token spans in reading order.
+How text is cut into words and sentences and how tokens are assigned to them
+(``level`` ``"token"``, ``"word"`` or ``"sentence"``) is
+:mod:`captum_pi.segmentation`; Captum's own ``TextTokenInput`` and
+``TextTemplateInput`` become a :class:`TextFeatureInput` in
+:mod:`captum_pi.captum_inputs`.
 
 **Fixed text.** Text around the features is never masked nor attributed; its
 tokens get -1 in the feature mask: special tokens (BOS), an instruction or
@@ -54,20 +39,13 @@ feature deleted keeps the fixed tokens (BOS, the template prefix); a text with n
 fixed token at all reads as the tokenizer's BOS token alone
 (:attr:`TextFeatureInput.empty_token_id`).
 """
-import bisect
-import os
-import re
+import importlib
 import string
 import warnings
-from functools import lru_cache
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
-from captum.attr._utils.interpretable_input import (
-    InterpretableInput,
-    TextTemplateInput,
-    TextTokenInput,
-)
+from captum.attr._utils.interpretable_input import InterpretableInput
 from torch import Tensor
 
 from captum_pi._core.masking import (  # noqa: F401 (SuffixWarning is re-exported)
@@ -79,13 +57,41 @@ from captum_pi._core.masking import (  # noqa: F401 (SuffixWarning is re-exporte
     check_masking,
 )
 from captum_pi._core.progressive import FeatureLayout, build_feature_layouts
+from captum_pi.segmentation import (
+    Span,
+    _assign_tokens,
+    _check_fast,
+    _encode_plain,
+    _merge_overlapping,
+    _renumber,
+    _strip_span,
+    encode_parts,
+    segment_spans,
+)
 
 LEVELS = ("token", "word", "sentence")
 MASK_TEXT = "..."
 NLI_PREFIX = "[Assertion]: {hypothesis} [Document]: "
-PYSBD_INSTALL = "pip install pysbd"
 
-Span = Tuple[int, int]
+# Names that lived here before the split, importable from here still (on first use):
+# segmentation came out into captum_pi.segmentation, the adaptation of Captum's inputs
+# into captum_pi.captum_inputs (which imports this module).
+_MOVED = {
+    "PYSBD_INSTALL": "captum_pi.segmentation",
+    "word_spans": "captum_pi.segmentation",
+    "sentence_spans": "captum_pi.segmentation",
+    "_segmenter": "captum_pi.segmentation",
+    "AdaptedInput": "captum_pi.captum_inputs",
+    "adapt_input": "captum_pi.captum_inputs",
+    "decoded_offsets": "captum_pi.captum_inputs",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _MOVED.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
 
 
 def mask_token_id(tokenizer: object, mask_text: str = MASK_TEXT) -> int:
@@ -125,110 +131,6 @@ def resolve_mask_token(tokenizer: object, mask_token: Union[int, str, None]) -> 
     if isinstance(mask_token, bool) or not isinstance(mask_token, int) or mask_token < 0:
         raise ValueError(f"mask_token must be a token id (int >= 0) or a str, got {mask_token!r}.")
     return mask_token
-
-
-def _encode_plain(tokenizer: object, text: str) -> List[int]:
-    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
-
-
-def encode_parts(
-    tokenizer: object, parts: Sequence[str], add_special_tokens: bool = True
-) -> Tuple[List[int], List[Span], List[int]]:
-    r"""
-    Tokenizes consecutive pieces of text separately and concatenates them, with the
-    special tokens the tokenizer adds to one text (BOS, ...) around the whole.
-    Fixed text then always has the same tokens, the explained text has the same
-    tokens as on its own, and no token straddles a boundary
-    (:func:`captum_pi.encoding.encode_texts` builds inputs the same way).
-
-    Args:
-        tokenizer (PreTrainedTokenizerFast): The tokenizer.
-        parts (list of str): The pieces, in order.
-        add_special_tokens (bool, optional): Add the tokenizer's special tokens.
-                    Default: True
-
-    Returns:
-        (ids, offsets, special): token ids, the character span of each token in
-        ``"".join(parts)``, and 1 for special tokens, 0 otherwise.
-    """
-    ids: List[int] = []
-    offsets: List[Span] = []
-    start = 0
-    for part in parts:
-        if part:
-            encoding = tokenizer(part, add_special_tokens=False, return_offsets_mapping=True)
-            ids += list(encoding["input_ids"])
-            offsets += [(start + s, start + e) for s, e in encoding["offset_mapping"]]
-        start += len(part)
-    special = [0] * len(ids)
-    if add_special_tokens:
-        probe = tokenizer("".join(parts) or " ", return_special_tokens_mask=True)
-        mask = list(probe["special_tokens_mask"])
-        leading = next((i for i, m in enumerate(mask) if not m), len(mask))
-        trailing = next((i for i, m in enumerate(reversed(mask)) if not m), 0)
-        head = list(probe["input_ids"][:leading])
-        tail = list(probe["input_ids"][len(mask) - trailing:]) if trailing else []
-        ids = head + ids + tail
-        offsets = [(0, 0)] * len(head) + offsets + [(start, start)] * len(tail)
-        special = [1] * len(head) + special + [1] * len(tail)
-    return ids, offsets, special
-
-
-def word_spans(text: str) -> List[Span]:
-    r"""Character spans ``(start, end)`` of the words of ``text``: runs of
-    non-whitespace characters."""
-    return [match.span() for match in re.finditer(r"\S+", text)]
-
-
-@lru_cache(maxsize=8)
-def _segmenter(language: str) -> object:
-    try:
-        import pysbd
-    except ImportError as error:
-        raise ImportError(
-            f"Sentence features need the package pysbd: {PYSBD_INSTALL}"
-        ) from error
-    return pysbd.Segmenter(language=language, clean=False, char_span=True)
-
-
-def sentence_spans(text: str, language: str = "en") -> List[Span]:
-    r"""
-    Character spans ``(start, end)`` of the sentences of ``text`` from pysbd (the
-    Pragmatic Segmenter's rules: abbreviations, decimals, ellipses, quotes), without
-    surrounding whitespace.
-
-    Args:
-        text (str): The text.
-        language (str, optional): ISO 639-1 code of a language pysbd knows.
-                    Default: "en"
-    """
-    if not text.strip():
-        return []
-    starts = sorted({span.start for span in _segmenter(language).segment(text)})
-    first_char = len(text) - len(text.lstrip())
-    starts = [first_char] + [start for start in starts if start > first_char]
-    bounds = starts + [len(text)]
-    spans = [_strip_span(text, (bounds[i], bounds[i + 1])) for i in range(len(starts))]
-    return [span for span in spans if span[1] > span[0]]
-
-
-def _strip_span(text: str, span: Span) -> Span:
-    start, end = span
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
-    return start, end
-
-
-def segment_spans(text: str, level: str, language: str = "en") -> List[Span]:
-    r"""Character spans of the words or sentences of ``text`` (``level`` "word" or
-    "sentence")."""
-    if level == "word":
-        return word_spans(text)
-    if level == "sentence":
-        return sentence_spans(text, language)
-    raise ValueError(f"level must be 'word' or 'sentence' here, got {level!r}.")
 
 
 def fixed_template(prefix: str = "", suffix: str = "") -> str:
@@ -275,92 +177,6 @@ def _split_template(template: str) -> Tuple[str, str]:
         if field is not None:
             seen_field = True
     return prefix, suffix
-
-
-def _anchor(text: str, span: Span) -> int:
-    r"""Position of the first non-whitespace character of a token (its start if none)."""
-    start, end = span
-    for position in range(start, end):
-        if not text[position].isspace():
-            return position
-    return start
-
-
-def _assign_tokens(
-    text: str,
-    offsets: Sequence[Span],
-    special: Sequence[int],
-    segments: Sequence[Span],
-    partition: Optional[Span] = None,
-) -> List[int]:
-    r"""
-    Segment index of every token, from the character its position is judged by (its
-    first non-whitespace character); -1 for special tokens, zero-width tokens and
-    tokens outside every segment.
-
-    ``segments`` are sorted, non-overlapping character spans. With ``partition`` =
-    ``(start, end)`` they are stretched to cover that range without gaps: segment
-    ``i`` runs from its start to the next segment's start, the first from
-    ``start``, the last to ``end``, so whitespace between words or sentences goes
-    with the one before it. Without it a token counts only inside a segment (the
-    gaps are fixed text, e.g. a template's literal text).
-    """
-    starts = [start for start, _ in segments]
-    if partition is not None and segments:
-        ranges = [
-            (partition[0] if i == 0 else starts[i], starts[i + 1] if i + 1 < len(segments) else partition[1])
-            for i in range(len(segments))
-        ]
-    else:
-        ranges = list(segments)
-    range_starts = [start for start, _ in ranges]
-    result = []
-    for (start, end), is_special in zip(offsets, special):
-        if is_special or end <= start:
-            result.append(-1)
-            continue
-        position = _anchor(text, (start, end))
-        index = bisect.bisect_right(range_starts, position) - 1
-        inside = index >= 0 and position < ranges[index][1]
-        result.append(index if inside else -1)
-    return result
-
-
-def _merge_overlapping(spans: Sequence[Span]) -> List[Span]:
-    r"""Sorted spans with overlapping ones merged (the byte pieces of one emoji share
-    a character span)."""
-    merged: List[Span] = []
-    for start, end in sorted(spans):
-        if merged and start < merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
-        else:
-            merged.append((start, end))
-    return merged
-
-
-def _renumber(segment_of_token: Sequence[int]) -> Tuple[List[int], List[int]]:
-    r"""Feature ids 0..n-1 in order of first appearance; returns them and, for each
-    feature, the segment index it came from."""
-    feature_of_segment: Dict[int, int] = {}
-    features = []
-    for segment in segment_of_token:
-        if segment < 0:
-            features.append(-1)
-            continue
-        if segment not in feature_of_segment:
-            feature_of_segment[segment] = len(feature_of_segment)
-        features.append(feature_of_segment[segment])
-    segments = sorted(feature_of_segment, key=feature_of_segment.get)
-    return features, segments
-
-
-def _check_fast(tokenizer: object) -> None:
-    if not getattr(tokenizer, "is_fast", False):
-        raise ValueError(
-            f"{type(tokenizer).__name__} is not a fast tokenizer: text features need the "
-            "offset mapping of a Hugging Face fast tokenizer (PreTrainedTokenizerFast, "
-            "AutoTokenizer.from_pretrained(..., use_fast=True))."
-        )
 
 
 class TextFeatureInput(InterpretableInput):
@@ -762,183 +578,3 @@ class TextFeatureInput(InterpretableInput):
             f"{type(self).__name__}(level={self.level!r}, n_itp_features={self.n_itp_features}, "
             f"masking={self.masking!r}, values={self.values!r})"
         )
-
-
-class AdaptedInput:
-    r"""
-    A :class:`TextFeatureInput` view of any accepted input, with the map from its
-    features (reading order) to the original input's interpretable features.
-
-    Attributes:
-        original (InterpretableInput): The input as given.
-        features (TextFeatureInput): The token-id view used for every method.
-        itp_index (list of int): For each feature of ``features``, the index of
-                    the original interpretable feature it is.
-        n_itp_features (int): Number of interpretable features of ``original``.
-    """
-
-    def __init__(
-        self, original: InterpretableInput, features: TextFeatureInput, itp_index: List[int], n_itp: int
-    ) -> None:
-        self.original = original
-        self.features = features
-        self.itp_index = itp_index
-        self.n_itp_features = n_itp
-
-    def to_original(self, feature_attr: Tensor) -> Tensor:
-        r"""``[*, n_features]`` in reading order -> ``[*, n_itp_features]`` of the
-        original input (features without any token get 0)."""
-        out = torch.zeros(*feature_attr.shape[:-1], self.n_itp_features, dtype=feature_attr.dtype)
-        out[..., torch.tensor(self.itp_index, dtype=torch.long)] = feature_attr
-        return out
-
-
-def adapt_input(
-    inp: InterpretableInput, tokenizer: object, mask_token: Union[int, str, None] = None
-) -> AdaptedInput:
-    r"""
-    Brings a :class:`TextFeatureInput`, or Captum's ``TextTokenInput`` or
-    ``TextTemplateInput``, into one token-id view with the shared masking rule.
-
-    - ``TextTokenInput``: its interpretable tokens are features, its
-      ``skip_tokens`` are fixed. Its own ``baselines`` token is replaced by the
-      shared mask token (a warning says so when it was set to another id).
-    - ``TextTemplateInput`` with a str template: each value's tokens form a
-      feature (values grouped by ``mask`` form one, and must then be adjacent);
-      the template text is fixed. Its ``baselines`` strings are not used: masked
-      values have every token replaced by the mask token, like every other input.
-
-    Args:
-        inp (InterpretableInput): The input.
-        tokenizer (PreTrainedTokenizerFast): The classifier's tokenizer.
-        mask_token (int or str, optional): Default: None (the id of "...")
-
-    Returns:
-        :class:`AdaptedInput`
-    """
-    if isinstance(inp, TextFeatureInput):
-        if mask_token is not None and resolve_mask_token(tokenizer, mask_token) != inp.baselines:
-            raise ValueError(
-                f"The input masks with token {inp.baselines} but the wrapper with "
-                f"{mask_token!r}; build both with the same mask_token."
-            )
-        return AdaptedInput(inp, inp, list(range(inp.n_itp_features)), inp.n_itp_features)
-    if isinstance(inp, TextTokenInput):
-        return _adapt_token_input(inp, tokenizer, mask_token)
-    if isinstance(inp, TextTemplateInput):
-        return _adapt_template_input(inp, tokenizer, mask_token)
-    raise TypeError(
-        "inp must be a captum_pi TextFeatureInput, or Captum's TextTokenInput or "
-        f"TextTemplateInput, got {type(inp).__name__}."
-    )
-
-
-def decoded_offsets(tokenizer: object, ids: Sequence[int]) -> Tuple[str, List[Span]]:
-    r"""The decoded text of ``ids`` and the character span of every token in it,
-    from decoding growing prefixes (a token that only completes a character, such
-    as part of an emoji, shares the span where the character appears)."""
-    text = tokenizer.decode(list(ids))
-    spans: List[Span] = []
-    previous = ""
-    for position in range(len(ids)):
-        current = tokenizer.decode(list(ids[: position + 1]))
-        start = len(os.path.commonprefix([previous, current]))
-        spans.append((start, len(current)))
-        previous = current
-    return text, [(min(start, len(text)), min(end, len(text))) for start, end in spans]
-
-
-def _adapt_token_input(
-    inp: TextTokenInput, tokenizer: object, mask_token: Union[int, str, None]
-) -> AdaptedInput:
-    mask_id = resolve_mask_token(tokenizer, mask_token)
-    if inp.baselines not in (0, mask_id):
-        warnings.warn(
-            f"TextTokenInput.baselines={inp.baselines} is replaced by the shared mask "
-            f"token {mask_id}: every method masks with the same token.",
-            stacklevel=3,
-        )
-    ids = inp.inp_tensor.reshape(1, -1).long()
-    is_feature = torch.ones(ids.shape[1], dtype=torch.bool) if inp.itp_mask is None else inp.itp_mask.reshape(-1).bool()
-    feature_mask = torch.where(is_feature, torch.cumsum(is_feature.long(), 0) - 1, torch.tensor(-1))
-    text, offsets = decoded_offsets(tokenizer, ids[0].tolist())
-    features = TextFeatureInput.from_token_features(text, tokenizer, ids, feature_mask, offsets, mask_id)
-    n = int(is_feature.sum())
-    return AdaptedInput(inp, features, list(range(n)), n)
-
-
-def _adapt_template_input(
-    inp: TextTemplateInput, tokenizer: object, mask_token: Union[int, str, None]
-) -> AdaptedInput:
-    _check_fast(tokenizer)
-    mask_id = resolve_mask_token(tokenizer, mask_token)
-    if not callable(inp.baselines) and any(baseline != "" for baseline in inp.baselines):
-        warnings.warn(
-            "TextTemplateInput.baselines are not used: masked values have every token "
-            "replaced by the shared mask token, like every other input.",
-            stacklevel=3,
-        )
-    text, value_spans = _template_spans(inp)
-    encoding = tokenizer(text, return_offsets_mapping=True, return_special_tokens_mask=True)
-    offsets = [tuple(span) for span in encoding["offset_mapping"]]
-    placed = sorted((span, value) for value, span in enumerate(value_spans) if span[1] > span[0])
-    segment_of_token = _assign_tokens(
-        text, offsets, encoding["special_tokens_mask"], [span for span, _ in placed]
-    )
-    itp_of_value = inp.formatted_mask if inp.mask is not None else list(range(inp.n_features))
-    itp_of_token = [itp_of_value[placed[s][1]] if s >= 0 else -1 for s in segment_of_token]
-    itp_of_token = _join_whitespace_gaps(text, offsets, itp_of_token)
-    features, itp_order = _renumber(itp_of_token)
-    ids = torch.tensor([encoding["input_ids"]], dtype=torch.long)
-    try:
-        view = TextFeatureInput.from_token_features(text, tokenizer, ids, torch.tensor(features), offsets, mask_id, "template")
-    except ValueError as error:
-        raise ValueError(
-            f"TextTemplateInput features must each be one contiguous span of tokens "
-            f"(values grouped by `mask` must be adjacent): {error}"
-        ) from error
-    return AdaptedInput(inp, view, itp_order, inp.n_itp_features)
-
-
-def _join_whitespace_gaps(text: str, offsets: Sequence[Span], feature_of_token: List[int]) -> List[int]:
-    r"""A fixed whitespace-only token between two tokens of the same feature joins it
-    (values grouped by ``mask`` and separated by a space form one span)."""
-    result = list(feature_of_token)
-    for position in range(1, len(result) - 1):
-        start, end = offsets[position]
-        if result[position] >= 0 or end <= start or text[start:end].strip():
-            continue
-        before, after = result[position - 1], feature_of_token[position + 1]
-        if before >= 0 and before == after:
-            result[position] = before
-    return result
-
-
-def _template_spans(inp: TextTemplateInput) -> Tuple[str, List[Span]]:
-    template = inp.template
-    if not isinstance(template, str):
-        raise ValueError(
-            "TextTemplateInput with a callable template is not supported: the "
-            "character span of each value must be known. Use a str template."
-        )
-    named = dict(zip(inp.dict_keys, inp.values)) if inp.dict_keys else {}
-    text, spans = "", [(0, 0)] * len(inp.values)
-    auto_index = 0
-    for literal, field, spec, conversion in string.Formatter().parse(template):
-        text += literal
-        if field is None:
-            continue
-        if field == "":
-            index, auto_index = auto_index, auto_index + 1
-        elif field.isdigit():
-            index = int(field)
-        elif field in named:
-            index = inp.dict_keys.index(field)
-        else:
-            raise ValueError(f"TextTemplateInput template field {{{field}}} is not supported.")
-        value = inp.values[index]
-        value = {"r": repr, "s": str, "a": ascii}.get(conversion or "s")(value)
-        formatted = format(value, spec or "")
-        spans[index] = (len(text), len(text) + len(formatted))
-        text += formatted
-    return text, spans

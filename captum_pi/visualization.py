@@ -18,7 +18,7 @@ hold no script and load nothing.
 import html
 from typing import List, Mapping, Optional, Sequence, Tuple, Union
 
-from captum_pi.llm_attr import ClassifierAttributionResult
+from captum_pi.attribution_result import ClassifierAttributionResult
 from captum_pi.text import TextFeatureInput
 
 POSITIVE_RGB = (22, 163, 74)

@@ -11,7 +11,8 @@ from tiny_text import tiny_gpt2_classifier, tiny_tokenizer
 from captum_pi import SinglePassProgressive
 from captum_pi.cli import available_methods, main
 from captum_pi.llm_attr import LLMClassifierAttribution
-from captum_pi.text import TextFeatureInput, _segmenter
+from captum_pi.segmentation import _segmenter
+from captum_pi.text import TextFeatureInput
 
 TEXT = "It works great. Not bad at all."
 

@@ -19,7 +19,7 @@ FEATURE_MASKS = {  # BOS is fixed, so SP-PI needs no extra pass
 
 def test_registry_has_every_method_of_the_paper_and_the_captum_extras():
     assert set(METHODS) == set(PAPER_METHODS) | {
-        "feature-ablation", "shapley-value-sampling", "shapley-values", "lime", "mp-pi-shapley"
+        "feature-ablation", "shapley-value-sampling", "shapley-values", "lime", "mp-pi-shapley", "reagent"
     }
     for name, label in PAPER_METHODS.items():
         assert METHODS[name].paper_cost == label
@@ -76,6 +76,8 @@ def test_cost_matches_the_passes_actually_made(name, n):
     prediction_pass = 0 if name == "random" else 1
     if name == "shapley-value-sampling":  # coalitions repeated across permutations cost once
         assert n + 1 < passes <= spec.cost(n) + prediction_pass, counter.forward_rows
+    elif name == "reagent":  # probes that meet the stopping condition leave budget unspent
+        assert passes == method.last_runs[0].rows + prediction_pass <= spec.cost(n) + prediction_pass
     else:
         assert passes == spec.cost(n) + prediction_pass, (counter.forward_rows, counter.backward_rows)
 

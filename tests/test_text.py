@@ -3,18 +3,11 @@ import warnings
 
 import pytest
 import torch
-from captum.attr import TextTemplateInput, TextTokenInput
 from tiny_text import tiny_tokenizer
 
-from captum_pi.text import (
-    LEVELS,
-    SuffixWarning,
-    TextFeatureInput,
-    adapt_input,
-    mask_token_id,
-    sentence_spans,
-    word_spans,
-)
+from captum_pi import captum_inputs, segmentation
+from captum_pi import text as text_module
+from captum_pi.text import LEVELS, SuffixWarning, TextFeatureInput, mask_token_id
 
 TRICKY = "Ünïcödé  café   naïve 😀😀 emoji!"
 ABBREVIATIONS = (
@@ -51,10 +44,6 @@ def test_word_features_on_unicode_emoji_and_multiple_spaces(tokenizer):
     check_partition(inp, tokenizer)
 
 
-def test_word_spans_are_whitespace_separated_runs():
-    assert word_spans("  a  bc\td\n") == [(2, 3), (5, 7), (8, 9)]
-
-
 def test_sentence_features_handle_abbreviations_decimals_ellipses_quotes(tokenizer):
     inp = TextFeatureInput(ABBREVIATIONS, tokenizer, level="sentence")
     assert inp.values == [
@@ -64,12 +53,6 @@ def test_sentence_features_handle_abbreviations_decimals_ellipses_quotes(tokeniz
         '"Really?" she asked.',
     ]
     check_partition(inp, tokenizer)
-
-
-def test_sentence_spans_strip_whitespace_and_keep_offsets():
-    text = "  First one.   Second one?\n\nThird one!  "
-    spans = sentence_spans(text)
-    assert [text[s:e] for s, e in spans] == ["First one.", "Second one?", "Third one!"]
 
 
 @pytest.mark.parametrize("level", LEVELS)
@@ -202,54 +185,6 @@ def test_to_model_input_rejects_wrong_width(tokenizer):
         inp.to_model_input(torch.ones(1, 4))
 
 
-def test_captum_text_token_input_is_adapted(tokenizer):
-    inp = TextTokenInput("It works 😀", tokenizer, skip_tokens=["<bos>"])
-    adapted = adapt_input(inp, tokenizer)
-    view = adapted.features
-    assert view.feature_mask[0, 0] == -1
-    assert view.n_itp_features == inp.n_itp_features == adapted.n_itp_features
-    assert view.baselines == mask_token_id(tokenizer)
-    assert view.text == "<bos>It works 😀"
-    plain_tokens = inp.inp_tensor[0, 1:-2].tolist()  # the emoji's byte pieces come last
-    assert view.values[: len(plain_tokens)] == [tokenizer.decode([t]).strip() for t in plain_tokens]
-    assert view.values[-1] == "😀"
-    assert torch.equal(view.input_ids, inp.inp_tensor)
-
-
-def test_captum_text_template_input_is_adapted_in_reading_order(tokenizer):
-    inp = TextTemplateInput("Review: {1} was {0}!", values=["great", "Dinner"], baselines=["bad", "Lunch"])
-    with pytest.warns(UserWarning) as record:
-        adapted = adapt_input(inp, tokenizer)
-    messages = " ".join(str(w.message) for w in record)
-    assert "baselines are not used" in messages and "follows the last feature" in messages
-    view = adapted.features
-    assert view.text == "Review: Dinner was great!"
-    assert view.values == ["Dinner", "great"]
-    assert adapted.itp_index == [1, 0]
-    mapped = adapted.to_original(torch.tensor([[10.0, 20.0]]))
-    assert mapped.tolist() == [[20.0, 10.0]]
-
-
-def test_captum_text_template_input_with_named_fields_and_groups(tokenizer):
-    inp = TextTemplateInput(
-        "{a} {b} works. {c}", values={"a": "It", "b": "really", "c": "Great"}, mask={"a": 0, "b": 0, "c": 1}
-    )
-    adapted = adapt_input(inp, tokenizer)
-    assert adapted.features.values == ["It really", "Great"]
-    assert adapted.n_itp_features == 2
-    not_adjacent = TextTemplateInput("{} and {} or {}", values=["A", "B", "C"], mask=[0, 1, 0])
-    with pytest.raises(ValueError, match="contiguous"):
-        adapt_input(not_adjacent, tokenizer)
-
-
-def test_unsupported_inputs_are_rejected(tokenizer):
-    with pytest.raises(TypeError, match="TextFeatureInput"):
-        adapt_input("plain text", tokenizer)
-    callable_template = TextTemplateInput(lambda a: f"{a}!", values=["Hi"])
-    with pytest.raises(ValueError, match="callable template"):
-        adapt_input(callable_template, tokenizer)
-
-
 @pytest.mark.parametrize("level", LEVELS)
 def test_deletion_keeps_fixed_tokens_and_removes_absent_features_whole(tokenizer, level):
     inp = TextFeatureInput(ABBREVIATIONS, tokenizer, level=level, template="Review: {}")
@@ -276,3 +211,13 @@ def test_text_without_fixed_tokens_reads_the_bos_token_as_its_empty_input(tokeni
     assert inp.baselines_for("replace") == mask_token_id(tokenizer)
     with pytest.raises(ValueError, match="masking must be one of"):
         TextFeatureInput("Works well.", tokenizer, masking="erase")
+
+
+@pytest.mark.parametrize(
+    "name, home",
+    [("word_spans", segmentation), ("sentence_spans", segmentation), ("PYSBD_INSTALL", segmentation),
+     ("_segmenter", segmentation), ("AdaptedInput", captum_inputs), ("adapt_input", captum_inputs),
+     ("decoded_offsets", captum_inputs)],
+)
+def test_names_that_moved_out_still_import_from_captum_pi_text(name, home):
+    assert getattr(text_module, name) is getattr(home, name)  # what `from captum_pi.text import name` reads

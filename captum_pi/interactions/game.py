@@ -41,8 +41,13 @@ from torch import Tensor
 from captum_pi._core.masking import DEFAULT_MASKING
 from captum_pi._core.multi_pass import _empty_read_at_prefix
 from captum_pi._core.progressive import TargetType, resolve_targets
-from captum_pi.metrics._masked_values import _logits_at, _setup, _values, progress
-from captum_pi.metrics.games import _no_fixed_token_after_a_feature
+from captum_pi.metrics._masked_values import (
+    explained_value_array,
+    logits_at_positions,
+    masked_value_setup,
+    progress,
+)
+from captum_pi.metrics.games import no_fixed_token_after_a_feature
 
 SHAPIQ_INSTALL = 'pip install "captum-pi[shapiq]"'
 
@@ -275,7 +280,7 @@ class TextGame(PassGame):
         if not isinstance(inputs, Tensor) or inputs.dim() != 2 or inputs.shape[0] != 1:
             shape = tuple(inputs.shape) if isinstance(inputs, Tensor) else type(inputs).__name__
             raise ValueError(f"TextGame explains one row: inputs must be a LongTensor [1, T], got {shape}.")
-        setup = _setup(
+        setup = masked_value_setup(
             forward_func, inputs, feature_mask, attention_mask, baselines, target_type,
             perturbations_per_eval, "TextGame", masking,
         )
@@ -291,8 +296,9 @@ class TextGame(PassGame):
         anchors[1:] = False
         logits = self._pass_logits(anchors)
         self.target = int(resolve_targets(target, logits[:1, n])[0])
-        exact = self.masking.rule == "delete" and _no_fixed_token_after_a_feature(self.layout)
-        super().__init__(_values(logits, self.target, target_type), exact, empty_at_prefix, player_names)
+        exact = self.masking.rule == "delete" and no_fixed_token_after_a_feature(self.layout)
+        anchor_values = explained_value_array(logits, self.target, target_type)
+        super().__init__(anchor_values, exact, empty_at_prefix, player_names)
 
     @classmethod
     def from_input(
@@ -341,13 +347,13 @@ class TextGame(PassGame):
             [masked.feature_ends, masked.final[:, None], torch.full((len(masked), 1), prefix)], dim=1
         )
         bar = progress(total=len(masked), disable=True)
-        return _logits_at(
+        return logits_at_positions(
             self._setup_state.per_position, [(masked, positions)], self.masking.pad_id,
             self.perturbations_per_eval, bar,
         )[0]
 
     def _pass_values(self, passes: np.ndarray) -> np.ndarray:
-        return _values(self._pass_logits(passes), self.target, self.target_type)
+        return explained_value_array(self._pass_logits(passes), self.target, self.target_type)
 
 
 class TableGame(PassGame):

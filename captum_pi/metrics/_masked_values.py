@@ -1,9 +1,11 @@
 r"""
 Shared machinery of the faithfulness metrics: validating the arguments and wrapping
-the model (:func:`_setup`), reading attributions per feature (:func:`_feature_scores`),
-ranking features, and evaluating masked inputs (coalitions of features, built by the
-masking game of :mod:`captum_pi._core.masking`) at the final token in batches across
-examples (:func:`_final_logits`, :func:`_values`).
+the model (:func:`masked_value_setup`), reading attributions per feature
+(:func:`_feature_scores`), ranking features, and evaluating masked inputs (coalitions
+of features, built by the masking game of :mod:`captum_pi._core.masking`) in batches
+across examples, at chosen positions (:func:`logits_at_positions`) or at the final
+token (:func:`_final_logits`), as explained values (:func:`explained_value_array`).
+The public names are shared with :mod:`captum_pi.interactions`.
 """
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, List, Optional, Tuple, Union
@@ -36,7 +38,20 @@ def progress(*args, **kwargs):
 
 
 @dataclass
-class _Setup:
+class MaskedValueSetup:
+    r"""
+    What evaluating the masked inputs of a metric (or a game) needs, from
+    :func:`masked_value_setup`.
+
+    Attributes:
+        per_position (PerPositionForward): The model, read at every position.
+        layouts (list of FeatureLayout): The feature layout of each row.
+        masking (Masking): The masking game, checked against the layouts.
+        rows (list of Tensor): Each row's token ids without its right padding.
+        calls_before (int): Model calls ``per_position`` had made before.
+        rows_before (int): Input rows ``per_position`` had evaluated before.
+    """
+
     per_position: PerPositionForward
     layouts: List[FeatureLayout]
     masking: Masking
@@ -49,13 +64,14 @@ class _Setup:
         self.rows_before = self.per_position.n_rows
 
     def counts(self) -> Tuple[int, int]:
+        r"""``(model calls, input rows)`` spent since the setup was made."""
         return (
             self.per_position.n_calls - self.calls_before,
             self.per_position.n_rows - self.rows_before,
         )
 
 
-def _setup(
+def masked_value_setup(
     forward_func: ForwardFunc,
     inputs: Tensor,
     feature_mask: Optional[Tensor],
@@ -65,7 +81,28 @@ def _setup(
     perturbations_per_eval: int,
     metric: str,
     masking: str,
-) -> _Setup:
+) -> MaskedValueSetup:
+    r"""
+    Validates the arguments every metric shares and prepares the evaluation of its
+    masked inputs: the model wrapped as a :class:`PerPositionForward` (unless it is
+    one), the feature layout of each row, the masking game (checked against the
+    layouts before any model pass) and each row's unpadded token ids.
+
+    Args:
+        forward_func (Callable, nn.Module or PerPositionForward): The classifier.
+        inputs (Tensor): LongTensor ``[B, T]`` of token ids, right-padded.
+        feature_mask (Tensor or None): ``[B, T]`` feature ids, -1 for fixed tokens.
+        attention_mask (Tensor or None): ``[B, T]``, 1 real, 0 padding.
+        baselines (int or None): The mask token under ``"replace"``, the token of the
+                    empty input under ``"delete"``.
+        target_type (str): ``"prob"``, ``"logit"`` or ``"log_prob"``.
+        perturbations_per_eval (int): Rows per model call; a positive int.
+        metric (str): Name of the caller, for error messages.
+        masking (str): ``"delete"`` or ``"replace"``.
+
+    Returns:
+        :class:`MaskedValueSetup`
+    """
     check_target_type(target_type)
     if not isinstance(perturbations_per_eval, int) or perturbations_per_eval < 1:
         raise ValueError(
@@ -78,7 +115,7 @@ def _setup(
     game = resolve_masking(masking, baselines, vocab_size_of(per_position), metric)
     game.check_layouts(layouts, metric)
     rows = [inputs[row, : layout.length].cpu() for row, layout in enumerate(layouts)]
-    return _Setup(per_position, layouts, game, rows)
+    return MaskedValueSetup(per_position, layouts, game, rows)
 
 
 def _feature_scores(
@@ -157,18 +194,19 @@ def _final_logits(
 ) -> List[Tensor]:
     r"""
     Logits at the final token of every row of every block of masked inputs (see
-    :func:`_logits_at`).
+    :func:`logits_at_positions`).
 
     Returns:
         One ``[P_i, C]`` tensor per block.
     """
     reads = ((block, block.final.unsqueeze(1)) for block in blocks)
     return [
-        logits[:, 0] for logits in _logits_at(per_position, reads, pad_id, perturbations_per_eval, bar)
+        logits[:, 0]
+        for logits in logits_at_positions(per_position, reads, pad_id, perturbations_per_eval, bar)
     ]
 
 
-def _logits_at(
+def logits_at_positions(
     per_position: PerPositionForward,
     reads: Iterable[Tuple[MaskedInputs, Tensor]],
     pad_id: int,
@@ -225,5 +263,8 @@ def _logits_at(
     return [torch.cat(pieces) if pieces else torch.empty(0) for pieces in pieces_of_block]
 
 
-def _values(logits: Tensor, target: int, target_type: str) -> np.ndarray:
+def explained_value_array(logits: Tensor, target: int, target_type: str) -> np.ndarray:
+    r"""The explained value (probability, logit or log-probability of class
+    ``target``, see :func:`~captum_pi._core.progressive.explained_value`) of logits
+    ``[..., C]``, as a float64 array ``[...]``."""
     return explained_value(logits, target, target_type).double().numpy()

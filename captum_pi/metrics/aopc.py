@@ -18,8 +18,8 @@ from captum_pi.metrics._masked_values import (
     _feature_scores,
     _final_logits,
     _ranking,
-    _setup,
-    _values,
+    explained_value_array,
+    masked_value_setup,
     progress,
 )
 from captum_pi.metrics.confidence import mean_confidence_interval
@@ -134,7 +134,7 @@ def aopc(
         >>> result.comprehensiveness.mean(), result.sufficiency.mean()
     """
     fractions = _check_fractions(fractions)
-    setup = _setup(
+    setup = masked_value_setup(
         forward_func, inputs, feature_mask, attention_mask, baselines, target_type,
         perturbations_per_eval, "aopc", masking,
     )
@@ -155,7 +155,7 @@ def aopc(
     sufficiency = np.zeros(n_top.shape)
     full_values = np.zeros(len(logits))
     for row, (block, ks) in enumerate(zip(logits, distinct)):
-        values = _values(block, int(targets[row]), target_type)
+        values = explained_value_array(block, int(targets[row]), target_type)
         full_values[row] = values[0]
         position = np.searchsorted(ks, n_top[row])
         comprehensiveness[row] = values[0] - values[1 + position]

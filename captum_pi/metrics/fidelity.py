@@ -14,10 +14,10 @@ from captum_pi._core.progressive import FeatureLayout, TargetType, resolve_targe
 from captum_pi._core.masking import DEFAULT_MASKING
 from captum_pi.metrics._masked_values import (
     ForwardFunc,
+    MaskedValueSetup,
     _final_logits,
-    _setup,
-    _Setup,
-    _values,
+    explained_value_array,
+    masked_value_setup,
     progress,
 )
 from captum_pi.metrics.confidence import mean_confidence_interval
@@ -164,7 +164,7 @@ def progressive_fidelity(
         >>> fidelity.max_abs_gap            # [B]
         >>> plot_fidelity_gap(fidelity)
     """
-    setup = _setup(
+    setup = masked_value_setup(
         forward_func, inputs, feature_mask, attention_mask, baselines, target_type,
         perturbations_per_eval, "progressive_fidelity", masking,
     )
@@ -190,9 +190,9 @@ def progressive_fidelity(
     prefix_gaps = np.full(len(setup.layouts), np.nan)
     for row, layout in enumerate(setup.layouts):
         target_row = int(targets[row])
-        values = _values(per_position[row], target_row, target_type)
+        values = explained_value_array(per_position[row], target_row, target_type)
         masked_values = (
-            _values(masked_logits[row], target_row, target_type)
+            explained_value_array(masked_logits[row], target_row, target_type)
             if masked_logits[row].numel() else np.empty(0)
         )
         n = layout.n_features
@@ -208,7 +208,7 @@ def progressive_fidelity(
 
 
 def _per_position_logits(
-    setup: _Setup,
+    setup: MaskedValueSetup,
     inputs: Tensor,
     attention_mask: Optional[Tensor],
     perturbations_per_eval: int,

@@ -26,7 +26,14 @@ from torch import Tensor
 
 from captum_pi._core.masking import DEFAULT_MASKING, MaskedInputs, Masking
 from captum_pi._core.progressive import FeatureLayout, PerPositionForward, TargetType, resolve_targets
-from captum_pi.metrics._masked_values import ForwardFunc, _logits_at, _setup, _Setup, _values, progress
+from captum_pi.metrics._masked_values import (
+    ForwardFunc,
+    MaskedValueSetup,
+    explained_value_array,
+    logits_at_positions,
+    masked_value_setup,
+    progress,
+)
 
 __all__ = ["CoalitionValuesResult", "coalition_values", "shapley_from_game"]
 
@@ -101,7 +108,7 @@ def coalition_values(
         >>> games = coalition_values(model, ids, feature_mask=sentences).games
         >>> shapley_from_game(games[0])     # exact Shapley values of the first row
     """
-    setup = _setup(
+    setup = masked_value_setup(
         forward_func, inputs, feature_mask, attention_mask, baselines, target_type,
         perturbations_per_eval, "coalition_values", masking,
     )
@@ -114,7 +121,10 @@ def coalition_values(
     exact = [True] * len(setup.layouts)
     full_logits, logits, passes = _exact_coalition_logits(setup, exact, perturbations_per_eval, show_progress)
     targets = resolve_targets(target, full_logits)
-    games = [_values(block, int(row_target), target_type) for block, row_target in zip(logits, targets)]
+    games = [
+        explained_value_array(block, int(row_target), target_type)
+        for block, row_target in zip(logits, targets)
+    ]
     n_calls, n_rows = setup.counts()
     return CoalitionValuesResult(games, passes, targets, n_calls, n_rows)
 
@@ -147,7 +157,7 @@ def _progressive_game_logits(
 
 
 def _exact_coalition_logits(
-    setup: _Setup, exact: List[bool], perturbations_per_eval: int, show_progress: bool
+    setup: MaskedValueSetup, exact: List[bool], perturbations_per_eval: int, show_progress: bool
 ) -> Tuple[Tensor, List[Tensor], List[int]]:
     r"""
     Final-token logits of all ``2^n`` coalitions of the exact rows and of the
@@ -176,7 +186,7 @@ def _exact_coalition_logits(
         for row, layout, (active, _, _) in zip(setup.rows, setup.layouts, plans)
     )
     reads = ((block, positions(block)) for block, (_, positions, _) in zip(masked, plans))
-    read = _logits_at(setup.per_position, reads, setup.masking.pad_id, perturbations_per_eval, bar)
+    read = logits_at_positions(setup.per_position, reads, setup.masking.pad_id, perturbations_per_eval, bar)
     bar.close()
     blocks = [assemble(logits) for logits, (_, _, assemble) in zip(read, plans)]
     return torch.stack([block[-1] for block in blocks]), blocks, [len(plan[0]) for plan in plans]
@@ -188,7 +198,7 @@ def _coalition_plan(masking: Masking, layout: FeatureLayout, is_exact: bool) -> 
     n = layout.n_features
     if not is_exact:
         return torch.ones(1, n, dtype=torch.bool), _final_position, lambda logits: logits[:, 0]
-    if masking.rule == "delete" and _no_fixed_token_after_a_feature(layout):
+    if masking.rule == "delete" and no_fixed_token_after_a_feature(layout):
         return _half_cost_passes(layout)
     return _all_coalitions(n), _final_position, lambda logits: logits[:, 0]
 
@@ -197,7 +207,11 @@ def _final_position(masked: MaskedInputs) -> Tensor:
     return masked.final.unsqueeze(1)
 
 
-def _no_fixed_token_after_a_feature(layout: FeatureLayout) -> bool:
+def no_fixed_token_after_a_feature(layout: FeatureLayout) -> bool:
+    r"""True when every token from the first feature's on belongs to a feature (no
+    fixed text between or after the features). Under deletion the read after
+    feature ``k`` of a pass on ``A`` is then, by causality, ``v(A ∩ {0..k})``, so
+    the exact game takes ``2^(n-1)`` passes (:func:`_half_cost_passes`)."""
     return bool((layout.token_feature[int(layout.starts[0]):] >= 0).all())
 
 

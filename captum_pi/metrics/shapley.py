@@ -23,10 +23,10 @@ from captum_pi._core.progressive import (
 from captum_pi._core.masking import DEFAULT_MASKING
 from captum_pi.metrics._masked_values import (
     ForwardFunc,
+    MaskedValueSetup,
     _feature_scores,
-    _setup,
-    _Setup,
-    _values,
+    explained_value_array,
+    masked_value_setup,
 )
 from captum_pi.metrics.games import (
     _exact_coalition_logits,
@@ -180,7 +180,7 @@ def shapley_values(
         raise ValueError(f"max_exact_features must be an int >= 0, got {max_exact_features!r}.")
     if n_samples is not None and (not isinstance(n_samples, int) or n_samples < 3):
         raise ValueError(f"n_samples must be an int >= 3 or None, got {n_samples!r}.")
-    setup = _setup(
+    setup = masked_value_setup(
         forward_func, inputs, feature_mask, attention_mask, baselines, target_type,
         perturbations_per_eval, "shapley_values", masking,
     )
@@ -195,7 +195,7 @@ def shapley_values(
     for row, layout in enumerate(setup.layouts):
         n = layout.n_features
         if exact[row]:
-            game = _values(coalition_logits[row], int(targets[row]), target_type)
+            game = explained_value_array(coalition_logits[row], int(targets[row]), target_type)
             values[row, :n] = torch.from_numpy(shapley_from_game(game))
             samples.append(passes[row])
         else:
@@ -269,7 +269,7 @@ def progressive_shapley_values(
         >>> masking_game = shapley_values(model, ids, feature_mask=words, baselines=3)
         >>> shapley_agreement(pi_game.values, masking_game.values).cosine  # PI's ceiling
     """
-    setup = _setup(
+    setup = masked_value_setup(
         forward_func, inputs, feature_mask, attention_mask, baselines, target_type,
         perturbations_per_eval, "progressive_shapley_values", masking,
     )
@@ -289,7 +289,7 @@ def progressive_shapley_values(
     n_max = max(layout.n_features for layout in setup.layouts)
     values = torch.full((len(setup.layouts), n_max), float("nan"), dtype=torch.float64)
     for row, layout in enumerate(setup.layouts):
-        game = _values(games[row], int(targets[row]), target_type)
+        game = explained_value_array(games[row], int(targets[row]), target_type)
         values[row, : layout.n_features] = torch.from_numpy(shapley_from_game(game))
     n_calls, n_rows = setup.counts()
     samples = [2 ** layout.n_features for layout in setup.layouts]
@@ -297,7 +297,7 @@ def progressive_shapley_values(
 
 
 def _kernel_shap(
-    setup: _Setup,
+    setup: MaskedValueSetup,
     row: int,
     target: int,
     target_type: str,

@@ -18,8 +18,8 @@ from captum_pi.metrics._masked_values import (
     _feature_scores,
     _final_logits,
     _ranking,
-    _setup,
-    _values,
+    explained_value_array,
+    masked_value_setup,
     progress,
 )
 from captum_pi.metrics.confidence import ConfidenceInterval, mean_confidence_interval
@@ -173,7 +173,7 @@ def activation_study(
         >>> result.summary()          # mean area with a 95% confidence interval
         >>> grid, curve = result.mean_curve()
     """
-    setup = _setup(
+    setup = masked_value_setup(
         forward_func, inputs, feature_mask, attention_mask, baselines, target_type,
         perturbations_per_eval, "activation_study", masking,
     )
@@ -191,7 +191,10 @@ def activation_study(
     logits = _final_logits(setup.per_position, blocks, setup.masking.pad_id, perturbations_per_eval, bar)
     bar.close()
     targets = resolve_targets(target, torch.stack([block[-1] for block in logits]))
-    curves = [_values(block, int(row_target), target_type) for block, row_target in zip(logits, targets)]
+    curves = [
+        explained_value_array(block, int(row_target), target_type)
+        for block, row_target in zip(logits, targets)
+    ]
     areas = np.array([trapezoid(curve, np.linspace(0.0, 1.0, curve.size)) for curve in curves])
     n_calls, n_rows = setup.counts()
     return ActivationStudyResult(
