@@ -15,6 +15,7 @@ _EXPORTS: Dict[str, List[str]] = {
     "captum_pi._core.single_pass": ["SinglePassProgressive"],
     "captum_pi._core.multi_pass": ["MultiPassProgressive"],
     "captum_pi._core.progressive": ["PerPositionForward", "feature_attributions"],
+    "captum_pi._core.prefix_sharing": ["prefix_sharing", "PrefixSharingWarning"],
     "captum_pi._core.random_baseline": ["RandomAttribution"],
     "captum_pi._core.reagent": ["ReAGent"],
     "captum_pi._core.attention_last": ["AttentionLast"],

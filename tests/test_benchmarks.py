@@ -311,3 +311,24 @@ def test_methods_and_exact_values_through_the_cache_equal_those_on_the_model(mas
         assert torch.allclose(through_cache, on_model, atol=1e-5), name
         assert rows["computed"] == 0  # every coalition was computed for the exact values
         assert rows["rows"] > 0
+
+
+def test_prefix_sharing_benchmark_measures_both_engines_on_the_same_rows():
+    import prefix_sharing
+    from tiny_text import tiny_gpt2_classifier, tiny_tokenizer
+
+    from captum_pi import TextFeatureInput
+
+    tokenizer = tiny_tokenizer()
+    model = tiny_gpt2_classifier(len(tokenizer))
+    template = "A fixed instruction that every masked row shares: {}"
+    inp = TextFeatureInput("it helped my pain a lot but I felt sick", tokenizer, level="word", template=template)
+    n = inp.n_itp_features
+    for name, make in prefix_sharing.METHODS.items():
+        explainer = make(model)
+        record = prefix_sharing.measure(explainer, inp, prefix_sharing.method_options(name, n),
+                                        "delete", per_eval=8, repeats=1, target=1)
+        assert record["rows"] == (n + 1 if name == "Feature Ablation" else 2 * n)
+        assert record["positions_computed"] < record["positions_requested"]
+        assert record["max_abs_change"] < 1e-5
+        assert record["ratio"] == pytest.approx(record["shared_s"] / record["plain_s"])

@@ -14,6 +14,8 @@ from typing import Callable, List, Optional, Sequence, Union
 import torch
 from torch import Tensor, nn
 
+from captum_pi._core.prefix_sharing import PrefixSharingEngine, prefix_sharing_enabled
+
 TARGET_TYPES = ("prob", "logit", "log_prob")
 
 TargetType = Union[int, Sequence[int], Tensor, None]
@@ -38,6 +40,15 @@ class PerPositionForward:
     runs. Any other callable must already map ``(input_ids, attention_mask)`` to
     per-position logits ``[B, T, C]`` and be causal.
 
+    Rows of one call that begin with the same tokens (the prompt, the text before
+    the first masked feature) share that prefix: it is computed once and its
+    key-value cache extended to every row's continuation
+    (:mod:`captum_pi._core.prefix_sharing`), when that saves enough positions and
+    the model's cache can be reused (checked once, when the wrapper is built, by
+    an equality probe). Logits at real positions equal a plain pass's up to float
+    rounding; logits at padding positions are unspecified. Turn it off with
+    ``share_prefixes=False`` or :func:`captum_pi.prefix_sharing`.
+
     The model is evaluated under ``torch.no_grad()`` in eval mode (dropout off);
     a model left in train mode is put back in train mode afterwards.
 
@@ -49,28 +60,71 @@ class PerPositionForward:
                     probe (8 random tokens) that verifies the prediction at a
                     position does not change when later tokens change.
                     Default: True
+        share_prefixes (bool, optional): Compute prefixes shared by the rows of a
+                    call once (Hugging Face models whose cache can be reused;
+                    others always run plain passes). Default: True
 
     Attributes:
         n_calls (int): Number of model calls made so far.
-        n_rows (int): Number of input rows (forward-pass equivalents) evaluated.
+        n_rows (int): Number of input rows (forward-pass equivalents) evaluated,
+                    shared prefixes or not.
+        n_tokens_requested (int): Positions the calls asked for, ``B * T`` each
+                    (what plain batched passes compute, padding included).
+        n_tokens_computed (int): Positions the model actually computed (equal to
+                    :attr:`n_tokens_requested` without prefix sharing).
+        n_shared_calls (int): Calls evaluated with shared prefixes.
+        prefix_engine (PrefixSharingEngine or None): The engine, for Hugging Face
+                    models with ``share_prefixes``; its ``reason`` says why a model
+                    cannot share.
+
+    Examples::
+
+        >>> forward = PerPositionForward(model)
+        >>> logits = forward(ids, attention_mask)       # [B, T, C]
+        >>> forward.n_tokens_computed / forward.n_tokens_requested
+        >>> forward.shares_prefixes                      # False: plain passes only
     """
 
-    def __init__(self, forward_func: Callable, check_causal: bool = True) -> None:
+    def __init__(
+        self, forward_func: Callable, check_causal: bool = True, share_prefixes: bool = True
+    ) -> None:
         if isinstance(forward_func, PerPositionForward):
             forward_func = forward_func.forward_func
         self.forward_func = forward_func
         self.n_calls = 0
         self.n_rows = 0
+        self.n_tokens_requested = 0
+        self.n_tokens_computed = 0
+        self.n_shared_calls = 0
+        self.share_prefixes = False  # the causal probe runs as a plain pass
         self.head: Optional[nn.Module] = None
+        self.prefix_engine: Optional[PrefixSharingEngine] = None
         if _is_hf_model(forward_func):
             self.head = _find_classification_head(forward_func)
             if check_causal:
                 _check_causal(self)
+            if share_prefixes:
+                self._build_engine()
         elif not callable(forward_func):
             raise TypeError(
                 "forward_func must be a Hugging Face decoder-only *ForSequenceClassification "
                 f"model or a callable returning [B, T, C] logits, got {type(forward_func).__name__}."
             )
+        self.share_prefixes = bool(share_prefixes)
+
+    @property
+    def shares_prefixes(self) -> bool:
+        r"""Whether calls may share prefixes now: ``share_prefixes`` is set,
+        :func:`captum_pi.prefix_sharing` is on and the model's cache can be reused."""
+        if not (self.share_prefixes and prefix_sharing_enabled() and self.head is not None):
+            return False
+        if self.prefix_engine is None:
+            self._build_engine()
+        return self.prefix_engine.shares_prefixes
+
+    def _build_engine(self) -> None:
+        with torch.no_grad(), _eval_mode(self.forward_func):
+            self.prefix_engine = PrefixSharingEngine(self.forward_func, self.head, self._hooked_forward)
 
     @property
     def device(self) -> torch.device:
@@ -86,11 +140,18 @@ class PerPositionForward:
         attention_mask = attention_mask.to(self.device)
         self.n_calls += 1
         self.n_rows += int(input_ids.shape[0])
+        requested = int(input_ids.numel())
+        plan = self.prefix_engine.plan(input_ids, attention_mask) if self.shares_prefixes else None
         with torch.no_grad(), _eval_mode(self.forward_func):
-            if self.head is None:
+            if plan is not None:
+                logits = self.prefix_engine.run(input_ids, plan)
+            elif self.head is None:
                 logits = self.forward_func(input_ids, attention_mask=attention_mask)
             else:
                 logits = self._hooked_forward(input_ids, attention_mask)
+        self.n_tokens_requested += requested
+        self.n_tokens_computed += requested if plan is None else plan.cost
+        self.n_shared_calls += plan is not None
         if logits.dim() != 3 or logits.shape[:2] != input_ids.shape:
             raise ValueError(
                 "forward_func must return per-position logits of shape [B, T, C] = "
@@ -162,6 +223,7 @@ def _check_causal(forward: PerPositionForward) -> None:
     changed[0, 5:] = (probe[0, 5:] + 1) % vocab_size
     logits = forward(torch.cat([probe, changed]))
     forward.n_calls, forward.n_rows = 0, 0
+    forward.n_tokens_requested = forward.n_tokens_computed = forward.n_shared_calls = 0
     if not torch.allclose(logits[0, :5], logits[1, :5], atol=1e-4, rtol=1e-3):
         raise ValueError(
             f"{type(forward.forward_func).__name__} is not causal: its prediction at a "
