@@ -662,7 +662,7 @@ def _iter_results(
     progress bar. A batched call takes one set of method arguments, so consecutive
     texts that share theirs (all of them, unless ``--budget`` scales with the length,
     as for Shapley Value Sampling) are batched together."""
-    from tqdm.auto import tqdm
+    from captum_pi.progress import tqdm
 
     with tqdm(total=len(inputs), initial=start, desc="captum-pi: explaining", unit="text", file=sys.stderr) as bar:
         index = start

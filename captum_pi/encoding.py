@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
+from captum_pi.progress import tqdm
 
 
 def prefix_token_ids(tokenizer: Any, prefix: str) -> List[int]:

@@ -29,7 +29,7 @@ from captum.attr._utils.interpretable_input import (
 )
 from captum.log import log_usage
 from torch import Tensor
-from tqdm.auto import tqdm
+from captum_pi.progress import tqdm
 
 from captum_pi._core.captum_adapters import _seeded
 from captum_pi._core.gradient_adapters import TokenIntegratedGradients
@@ -491,9 +491,12 @@ class LLMClassifierAttribution(Attribution):
         return attr.reshape(-1)
 
     def _protocol_options(self, kwargs: Dict[str, Any]) -> Dict[str, Any]:
-        if self.target_type is None:
-            return kwargs
-        return {**kwargs, "target_type": self.target_type}
+        options = dict(kwargs)
+        if "seed" in options and not _accepts(self.attr_method.attribute, "seed"):
+            del options["seed"]  # a deterministic method (SP-PI, gradients): nothing to seed
+        if self.target_type is not None:
+            options["target_type"] = self.target_type
+        return options
 
     def _masking_of(self, view: TextFeatureInput) -> str:
         r"""The masking rule a view is explained under: the wrapper's, else its own."""

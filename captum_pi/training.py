@@ -26,7 +26,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from captum_pi.progress import tqdm
 
 from captum_pi.lora import ADAPTER_FORMAT_VERSION, lora_config, require_peft
 

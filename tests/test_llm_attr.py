@@ -141,6 +141,15 @@ def test_sp_pi_through_the_wrapper_is_locally_accurate(tokenizer, gpt2):
     assert float(result.seq_attr.sum()) == pytest.approx(float(probs[result.target]) - before, abs=1e-5)
 
 
+def test_seed_is_accepted_and_ignored_by_deterministic_methods(tokenizer, gpt2):
+    # one set of keyword arguments serves every method a user swaps in
+    inp = TextFeatureInput(TEXT, tokenizer, level="word")
+    explainer = LLMClassifierAttribution(SinglePassProgressive(gpt2), tokenizer)
+    torch.testing.assert_close(explainer.attribute(inp, seed=0).seq_attr, explainer.attribute(inp).seq_attr)
+    with pytest.raises(TypeError, match="n_samples"):
+        explainer.attribute(inp, n_samples=4)  # other arguments it lacks still fail loudly
+
+
 class RecordingProtocolMethod:
     r"""A method following the package's uniform protocol: it records its call and
     gives feature k the attribution 10 * k + 1 (spread over the feature's tokens)."""
