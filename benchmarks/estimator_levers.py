@@ -17,7 +17,7 @@ from typing import Callable, Dict
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from estimators import agreement, load_games  # noqa: E402
+from estimators import agreement, load_games, table_masking  # noqa: E402
 
 from captum_pi._core.mask_distribution import border_passes, mask_distribution  # noqa: E402
 from captum_pi._core.multi_pass import (  # noqa: E402
@@ -107,6 +107,9 @@ def main() -> None:
     parser.add_argument("--out", default=os.path.join(HERE, "results", "estimators"))
     args = parser.parse_args()
     games = load_games(args.games)
+    if any(table_masking(table) != "delete" for table in games):
+        parser.error("the levers read a pass's intermediate values from the game, which only the "
+                     "deletion game gives; pass a -delete game folder.")
     lines = [f"# MP-PI's levers, one at a time: {args.games}", "",
              f"Command: `python benchmarks/estimator_levers.py {' '.join(sys.argv[1:])}`  ",
              f"{len(games)} games, n = {sorted(int(g['n']) for g in games)}, {args.seeds} seeds; "

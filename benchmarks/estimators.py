@@ -1,28 +1,36 @@
 r"""
 The leaderboard of Shapley estimators per model call, on exact games: every
 estimator (MP-PI, Captum's Kernel SHAP, Shapley Value Sampling and LIME, and shapiq's
-approximators) is run at budgets of B = 1n ... 16n model rows on the deletion game of
-test reviews, whose every coalition value was computed once by
+approximators) is run at budgets of B = 1n ... 16n model rows on the deletion or the
+replacement game of test reviews, whose every coalition was evaluated once by
 benchmarks/game_tables.py, and compared with the exact Shapley values.
 
 Each estimator sees the game through the interface it has on a real model: MP-PI and
-the Captum adapters call a causal "table model" whose prediction at each position is
-the game value of the features read so far (the deletion game is exactly this, by
-causality, so every estimator gets the values it would get from SmolLM2, to float
-rounding); shapiq's approximators call the game on coalition matrices. Rows are
+the Captum adapters call a causal "table model", shapiq's approximators call the game
+on coalition matrices. Under deletion the table model's prediction at each position
+is the game value of the features read so far (the deletion game is exactly this, by
+causality, so every estimator gets the values it would get from the LLM, to float
+rounding). Under replacement it replays what the LLM predicted at each feature's last
+token in the row of the coalition read so far (the table's ``reads``): MP-PI then
+reads the same approximate intermediate predictions it would read from the LLM. Rows are
 counted where the model would be called. Every method gets at most B rows; MP-PI,
 Kernel SHAP, LIME and shapiq's estimators exactly B; Shapley Value Sampling the most
 permutations that fit (2 + m (n - 1) rows; n + 1 at B = n).
 
     python benchmarks/game_tables.py --model smollm2 --level sentence --limit 20
     python benchmarks/estimators.py --games smollm2-binary-sentence-delete --seeds 3
+
+Writes <games>.md (the leaderboard), <games>.png (error against budget) and
+<games>.json (every estimate's error, for the paired comparisons of
+benchmarks/summary.py) under --out.
 """
 import argparse
 import glob
+import json
 import os
 import sys
 import warnings
-from typing import Callable, Dict, List, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -35,20 +43,25 @@ from captum_pi.registry import METHODS  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BOS = 1
+MASK_ID = 0  #: the token of a masked feature under replacement
 ERROR_FLOOR = 1e-3  # the plot shows smaller errors (exact values, float rounding) at this line
 
 
 class TableGameModel(torch.nn.Module):
     r"""
-    A causal classifier whose prediction at position ``t`` is ``game[code]``, ``code``
-    the bits of the features whose tokens are among the first ``t + 1`` tokens (token
-    ``2 + i`` is feature ``i``, ``BOS`` is fixed); class 0's logit carries the value.
+    A causal classifier that replays a game table; class 0's logit carries the value.
+    Token ``2 + i`` is feature ``i``, ``BOS`` is fixed and any other token is a masked
+    feature. Without ``reads`` (deletion) the prediction at position ``t`` is
+    ``game[code]``, ``code`` the bits of the features among the first ``t + 1`` tokens.
+    With ``reads`` (replacement, one token per feature, so position ``t >= 1`` holds
+    feature ``t - 1``) it is ``reads[code, t - 1]``, and ``game[0]`` at ``BOS``.
     Counts the rows it is asked for.
     """
 
-    def __init__(self, game: np.ndarray) -> None:
+    def __init__(self, game: np.ndarray, reads: Optional[np.ndarray] = None) -> None:
         super().__init__()
         self.game = torch.from_numpy(np.asarray(game, dtype=np.float64))
+        self.reads = None if reads is None else torch.from_numpy(np.asarray(reads, dtype=np.float64))
         self.rows = 0
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor = None) -> torch.Tensor:
@@ -59,7 +72,12 @@ class TableGameModel(torch.nn.Module):
             bits = bits * attention_mask
         codes = bits.cumsum(dim=1)
         logits = torch.zeros(*input_ids.shape, 2, dtype=torch.float64)
-        logits[..., 0] = self.game[codes]
+        if self.reads is None:
+            logits[..., 0] = self.game[codes]
+        else:
+            feature = (torch.arange(input_ids.shape[1]) - 1).clamp(min=0, max=self.reads.shape[1] - 1)
+            logits[..., 0] = self.reads[codes, feature.expand_as(codes)]
+            logits[:, 0, 0] = self.game[0]
         return logits
 
 
@@ -74,8 +92,9 @@ def svs_permutations(budget: int, n: int) -> int:
 
 
 def captum_pi_estimator(name: str, **preset) -> Callable:
-    def estimate(game: np.ndarray, n: int, budget: int, seed: int) -> Tuple[np.ndarray, int]:
-        model = TableGameModel(game)
+    def estimate(table: dict, n: int, budget: int, seed: int) -> Tuple[np.ndarray, int]:
+        masking = table_masking(table)
+        model = TableGameModel(table["game"], table["reads"] if masking == "replace" else None)
         ids, features = table_inputs(n)
         spec = METHODS[name]
         n_samples = svs_permutations(budget, n) if name == "shapley-value-sampling" else budget
@@ -84,16 +103,18 @@ def captum_pi_estimator(name: str, **preset) -> Callable:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             attr = method.attribute(ids, target=0, feature_mask=features, target_type="logit",
-                                    n_samples=n_samples, seed=seed, masking="delete", **preset)
+                                    n_samples=n_samples, seed=seed, masking=masking,
+                                    baselines=MASK_ID if masking == "replace" else None, **preset)
         return feature_attributions(attr.double(), features)[0].numpy(), model.rows - rows_before
 
     return estimate
 
 
 def shapiq_estimator(cls_name: str, **options) -> Callable:
-    def estimate(game: np.ndarray, n: int, budget: int, seed: int) -> Tuple[np.ndarray, int]:
+    def estimate(table: dict, n: int, budget: int, seed: int) -> Tuple[np.ndarray, int]:
         import shapiq.approximator as approximators
 
+        game = table["game"]
         calls = {"rows": 0}
         weights = 2 ** np.arange(n)
 
@@ -131,7 +152,22 @@ ESTIMATORS: Dict[str, Callable] = {
 
 def load_games(key: str) -> List[dict]:
     paths = sorted(glob.glob(os.path.join(HERE, "cache", "games", key, "*.npz")))
-    return [dict(np.load(path)) for path in paths]
+    tables = [dict(np.load(path)) for path in paths]
+    for table in tables:
+        table.setdefault("masking", np.array(key.rsplit("-", 1)[-1]))  # tables written before it was stored
+    return tables
+
+
+def table_masking(table: dict) -> str:
+    r"""The masking game of a game table; a replacement table must hold the ``reads``
+    MP-PI replays (tables written by game_tables.py before they were stored do not)."""
+    masking = str(table["masking"])
+    if masking not in ("delete", "replace"):
+        raise ValueError(f"unknown masking game {masking!r} in a game table.")
+    if masking == "replace" and "reads" not in table:
+        raise ValueError("a replacement game table without 'reads': rerun benchmarks/game_tables.py "
+                         "--masking replace to rewrite it.")
+    return masking
 
 
 def agreement(phi: np.ndarray, exact: np.ndarray) -> Tuple[float, float]:
@@ -146,15 +182,17 @@ def run(games: List[dict], names: List[str], multiples: List[int], seeds: int) -
     total = len(games) * len(names) * len(multiples) * seeds
     with tqdm(total=total, desc="estimates") as bar:
         for game_index, table in enumerate(games):
-            game, n = table["game"], int(table["n"])
-            exact = shapley_from_game(game)
+            n = int(table["n"])
+            exact = shapley_from_game(table["game"])
+            review = int(table["index"]) if "index" in table else game_index
             for name in names:
                 for multiple in multiples:
                     for seed in range(seeds):
-                        phi, rows = ESTIMATORS[name](game, n, multiple * n, seed)
+                        phi, rows = ESTIMATORS[name](table, n, multiple * n, seed)
                         cosine, relative = agreement(phi, exact)
                         records.append({"method": name, "multiple": multiple, "n": n, "game": game_index,
-                                        "seed": seed, "rows": rows, "cosine": cosine, "relative_l2": relative})
+                                        "review": review, "seed": seed, "rows": rows, "cosine": cosine,
+                                        "relative_l2": relative})
                         bar.update(1)
     return records
 
@@ -227,6 +265,9 @@ def main() -> None:
     print(text)
     with open(os.path.join(args.out, args.games + ".md"), "w") as handle:
         handle.write(text + "\n")
+    with open(os.path.join(args.out, args.games + ".json"), "w") as handle:
+        json.dump({"games": args.games, "command": f"python benchmarks/estimators.py {' '.join(sys.argv[1:])}",
+                   "seeds": args.seeds, "records": records}, handle)
     plot(records, args.methods, args.multiples, os.path.join(args.out, args.games + ".png"), args.games)
 
 

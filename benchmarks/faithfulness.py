@@ -25,10 +25,10 @@ whose LoRA adapter is not shipped yet stops the run before any work. Per-review
 results are cached as JSON under benchmarks/cache/faithfulness/<model>-<task>-<level>-<game>/
 (resumable: rerun the same command to continue; a larger --limit only runs the new
 reviews, and a method added with --methods only runs that method). For each (model,
-task, level, game) a table (Markdown, CSV) and the AS/IAS curves are written under
---out-dir as <model>-<task>-<level>-<game>.md/.csv/.png, and summary.md / summary.png
-put the paper's claims side by side with a verdict for every combination of the run
-(benchmarks/claims.py).
+task, level, game) a table (Markdown, CSV), the AS/IAS curves and the per-review scores
+are written under --out-dir as <model>-<task>-<level>-<game>.md/.csv/.png/.json;
+benchmarks/summary.py then puts the claims side by side with a verdict for every
+combination written (benchmarks/claims.py).
 """
 import argparse
 import csv
@@ -47,7 +47,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import (  # noqa: E402
     MODELS, TASK_CLASSES, CachedPerPosition, RowCounter, check_bundle, load_bundle, machine, sample_reviews,
 )
-from claims import claim_rows, plot_forest, write_summary  # noqa: E402
 
 from captum_pi import feature_attributions  # noqa: E402
 from captum_pi._core.masking import MASKINGS  # noqa: E402
@@ -346,7 +345,22 @@ def run_combination(bundle, methods: Dict[str, object], model_name: str, task: s
     header = table_header(model_name, task, level, masking, n_features, feature_range)
     print(write_tables(summarise(results, n_features), stem, header))
     plot_curves(results, stem)
+    write_scores(results, n_features, stem)
     return results
+
+
+#: The per-review scores benchmarks/summary.py reads.
+SCORE_KEYS = ("as_auc", "ias_auc", "comprehensiveness", "sufficiency")
+
+
+def write_scores(results: Dict[str, List[dict]], n_features: List[int], stem: str) -> None:
+    r"""Writes ``stem.json``: the command, each review's feature count and, per
+    method, each review's scores (the same reviews in the same order)."""
+    scores = {name: [{key: example[key] for key in SCORE_KEYS} for example in examples]
+              for name, examples in results.items()}
+    with open(stem + ".json", "w") as handle:
+        json.dump({"command": f"python benchmarks/faithfulness.py {' '.join(sys.argv[1:])}",
+                   "n_features": n_features, "results": scores}, handle)
 
 
 def unavailable(model_names: Sequence[str], tasks: Sequence[str]) -> List[str]:
@@ -378,7 +392,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help="default: every registered method but shapley-values (exact, 2^n rows)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out-dir", default=DEFAULT_OUT_DIR,
-                        help="where the tables, curves and summary go (the cache stays under benchmarks/cache)")
+                        help="where the tables, curves and scores go (the cache stays under benchmarks/cache)")
     args = parser.parse_args(argv)
     if len(args.limit) not in (1, len(args.model)):
         parser.error(f"--limit takes one number or one per model ({len(args.model)}), got {args.limit}.")
@@ -393,24 +407,14 @@ def main() -> None:
     limits = dict(zip(args.model, args.limit * len(args.model) if len(args.limit) == 1 else args.limit))
     os.makedirs(args.out_dir, exist_ok=True)
     torch.manual_seed(args.seed)
-    claims: Dict[str, List[dict]] = {}
     for model_name in args.model:
         for task in args.task:
             bundle = load_bundle(model_name, task)
             methods = {name: METHODS[name].build(bundle.model) for name in args.methods}
             for level in args.level:
                 for masking in args.masking:
-                    results = run_combination(bundle, methods, model_name, task, level, masking,
-                                              limits[model_name], args)
-                    claims[cache_key(model_name, task, level, masking, args.seed)] = claim_rows(results)
-    header = (
-        "# Benchmark 1: the paper's claims, combination by combination\n\n"
-        f"Command: `python benchmarks/faithfulness.py {' '.join(sys.argv[1:])}`  \n"
-        f"Machine: {machine()}. Per-combination tables (with each sample and game): "
-        "`<model>-<task>-<level>-<game>.md` beside this file; the claims at a glance: `summary.png`."
-    )
-    print(write_summary(claims, header, os.path.join(args.out_dir, "summary.md")))
-    plot_forest(claims, os.path.join(args.out_dir, "summary.png"))
+                    run_combination(bundle, methods, model_name, task, level, masking, limits[model_name], args)
+    print("The claims against every table written so far: python benchmarks/summary.py")
 
 
 if __name__ == "__main__":

@@ -8,10 +8,12 @@ the features; "replace" replaces them with the mask token, where it is not.
 
     python benchmarks/fidelity.py --model smollm2 --level sentence --limit 20 --masking delete replace
 
-Writes a Markdown summary and a plot of the gap against relative position per game
-under benchmarks/results/fidelity/<model>-<task>-<level>-<masking>.md and .png.
+Writes a Markdown summary, a plot of the gap against relative position and the gaps
+of every review (for benchmarks/summary.py) per game under
+benchmarks/results/fidelity/<model>-<task>-<level>-<masking>.md, .png and .json.
 """
 import argparse
+import json
 import os
 import sys
 
@@ -78,6 +80,10 @@ def main() -> None:
         print(text)
         with open(os.path.join(out_dir, key + ".md"), "w") as handle:
             handle.write(text + "\n")
+        with open(os.path.join(out_dir, key + ".json"), "w") as handle:
+            json.dump({"masking": masking, "command": f"python benchmarks/fidelity.py {' '.join(sys.argv[1:])}",
+                       "n_features": counts, "mean_abs_gap": [float(gap) for gap in mean_gaps],
+                       "max_abs_gap": [float(gap) for gap in max_gaps]}, handle)
         figure = plot_fidelity_gap(result, title=f"p_k - f(x'_k), {key}")
         figure.savefig(os.path.join(out_dir, key + ".png"), dpi=110)
 

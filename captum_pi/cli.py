@@ -20,18 +20,23 @@ Every argument is checked before the model is loaded. Errors a user can act on
 label, a budget below a method's minimum, a model that is not a causal sequence
 classifier, a missing optional package) end with a one-line message and exit
 status 2. ``--help``, ``--version`` and ``methods`` import neither torch nor
-transformers.
+transformers. Reading the texts, finding the classifier and the ``--file`` output
+live in :mod:`captum_pi._cli`.
 """
 import argparse
 import json
 import os
 import sys
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Tuple, Union
 
 from captum_pi import __version__
+from captum_pi._cli import UserError
+from captum_pi._cli.records import completed_records, open_output, output_path
+from captum_pi._cli.sources import LoadedClassifier, ModelSource
+from captum_pi._cli.texts import check_lengths, check_target, read_inputs
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -39,13 +44,6 @@ EXIT_INTERRUPTED = 130
 #: Captum's exact Shapley values enumerate the 2^n coalitions (n! orders); beyond
 #: this many features the command refuses and suggests a sampling method.
 MAX_EXACT_SHAPLEY_FEATURES = 8
-
-#: How many files of a Hugging Face tokenizer must be in a ``--model`` directory: any one.
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model", "spiece.model")
-
-
-class UserError(Exception):
-    r"""An error the user can act on: reported in one line, exit status 2."""
 
 
 # --------------------------------------------------------------------------- #
@@ -263,20 +261,20 @@ def _list_methods() -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    texts = _read_inputs(args)
+    texts = read_inputs(args)
     method = _check_method_and_budget(args.method, args.budget)
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be a positive number of texts, got {args.batch_size}.")
     source = ModelSource.from_arguments(args.model, args.head)
     labels = source.label_names()
-    target = _check_target(args.target, labels)
-    output = _output_path(args) if args.file else None
+    target = check_target(args.target, labels)
+    output = output_path(args) if args.file else None
     classifier = source.load_tokenizer(verbose=args.verbose)
     prefix = classifier.prefix if args.prefix is None else args.prefix
     inputs = [_feature_input(text, classifier.tokenizer, args.level, prefix, args.masking) for text in texts]
     spec = available_methods()[method]
     arguments = [_method_arguments(method, args.budget, inp.n_itp_features, spec.stochastic, args.seed) for inp in inputs]
-    _check_lengths(inputs, source.context_length())
+    check_lengths(inputs, source.context_length())
     model = classifier.load_model()
     options = _recorded_options(args, method, prefix)
     explainer = _explainer(spec, model, classifier.tokenizer, args.target_type)
@@ -340,287 +338,15 @@ def _use_color(choice: str) -> bool:
     return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
 
-# --------------------------------------------------------------------------- #
-# Reading the texts
-# --------------------------------------------------------------------------- #
-
-
-def _read_inputs(args: argparse.Namespace) -> List[str]:
-    if args.file is not None and args.text is not None:
-        raise UserError("give either a text or --file FILE, not both.")
-    if args.file is None and args.text is None:
-        raise UserError('give a text to explain (or "-" to read it from standard input, or --file FILE).')
-    if args.output is not None and args.file is None:
-        raise UserError("--output is for --file; a single explanation prints to standard output.")
-    if args.file is not None:
-        return _read_text_file(Path(args.file))
-    if args.text == "-":
-        text = _decode(sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read(), "standard input")
-    else:
-        text = _checked_utf8(args.text, "the text argument")
-    if not text.strip():
-        raise UserError("the text is empty: there is nothing to explain.")
-    return [text]
-
-
-def _decode(data: Union[bytes, str], where: str) -> str:
-    if isinstance(data, str):
-        return _checked_utf8(data, where)
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise UserError(
-            f"{where} is not valid UTF-8 (byte 0x{data[error.start]:02x} at offset {error.start}); "
-            "convert it first, e.g. with iconv -f latin1 -t utf-8."
-        ) from None
-
-
-def _checked_utf8(text: str, where: str) -> str:
-    # undecodable bytes of argv arrive as lone surrogates (PEP 383)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as error:
-        raise UserError(
-            f"{where} is not valid UTF-8 (offset {error.start}); convert it first, e.g. with "
-            "iconv -f latin1 -t utf-8."
-        ) from None
-    return text
-
-
-def _read_text_file(path: Path) -> List[str]:
-    if not path.is_file():
-        raise UserError(f"--file {path}: no such file.")
-    lines = _decode(path.read_bytes(), f"--file {path}").splitlines()
-    texts = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        texts.append(_text_of_line(line, number, path))
-    if not texts:
-        raise UserError(f"--file {path} holds no text to explain.")
-    return texts
-
-
-def _text_of_line(line: str, number: int, path: Path) -> str:
-    if not line.lstrip().startswith("{"):
-        return line
-    try:
-        record = json.loads(line)
-    except ValueError as error:
-        raise UserError(f"--file {path}, line {number}: not valid JSON ({error}).") from None
-    text = record.get("text") if isinstance(record, dict) else None
-    if not isinstance(text, str) or not text.strip():
-        raise UserError(f'--file {path}, line {number}: a JSON line needs a non-empty "text" field.')
-    return text
-
-
-def _check_target(target: Optional[str], labels: Sequence[str]) -> Union[int, str, None]:
-    if target is None:
-        return None
-    value = target.strip()
-    listing = ", ".join(f"{index} {name}" for index, name in enumerate(labels))
-    if value.lstrip("+-").isdigit():
-        index = int(value)
-        if not 0 <= index < len(labels):
-            raise UserError(
-                f"--target {target} is out of range: class indices run from 0 to {len(labels) - 1} ({listing})."
-            )
-        return index
-    lowered = [name.lower() for name in labels]
-    if value not in labels and value.lower() not in lowered:
-        raise UserError(f"Unknown label {value!r} for --target: the model's labels are {listing}.")
-    return value
-
-
-# --------------------------------------------------------------------------- #
-# The model: what is known before loading it, and loading it
-# --------------------------------------------------------------------------- #
-
-
-@dataclass
-class LoadedClassifier:
-    r"""A classifier being loaded: its tokenizer first (to check the texts), then
-    the model; the fixed prompt text before the explained text; a description."""
-
-    tokenizer: Any
-    prefix: str
-    description: str
-    load: Callable[[], Any] = field(repr=False)
-    _model: Any = field(default=None, repr=False)
-
-    def load_model(self) -> Any:
-        if self._model is None:
-            self._model = self.load()
-        return self._model
-
-
-@dataclass(frozen=True)
-class ModelSource:
-    r"""Where the classifier comes from: the embedded default, a Hugging Face model
-    directory, or a ``.gguf`` base model with a head file."""
-
-    kind: str
-    path: Optional[Path] = None
-    head: Optional[Path] = None
-
-    @staticmethod
-    def from_arguments(model_path: Optional[str], head_path: Optional[str]) -> "ModelSource":
-        if model_path is None:
-            if head_path is not None:
-                raise UserError("--head needs --model pointing to a .gguf file.")
-            return ModelSource("default")
-        path = Path(model_path).expanduser()
-        if path.is_dir():
-            if head_path is not None:
-                raise UserError("--head applies to .gguf files only; a model directory holds its own head.")
-            _check_model_directory(path)
-            return ModelSource("directory", path)
-        if path.is_file() and path.suffix.lower() == ".gguf":
-            if head_path is None:
-                raise UserError(
-                    f"{path.name} holds a base language model without a classification head; pass "
-                    "--head FILE (a head saved by captum_pi.heads.save_head)."
-                )
-            if not Path(head_path).is_file():
-                raise UserError(f"--head {head_path}: no such file.")
-            return ModelSource("gguf", path, Path(head_path))
-        if not path.exists():
-            raise UserError(f"--model {model_path}: no such file or directory.")
-        raise UserError(f"--model {model_path}: expected a Hugging Face model directory or a .gguf file.")
-
-    def label_names(self) -> List[str]:
-        r"""The class names, read without loading the model."""
-        if self.kind == "default":
-            from captum_pi.models import default_label_names
-
-            return list(default_label_names())
-        if self.kind == "gguf":
-            from captum_pi.heads import load_head
-
-            return list(load_head(self.head)["label_names"])
-        config = _read_config(self.path)
-        id2label = config.get("id2label") or {}
-        count = len(id2label) or int(config.get("num_labels", 2))
-        return [str(id2label.get(str(i), id2label.get(i, f"LABEL_{i}"))) for i in range(count)]
-
-    def context_length(self) -> Optional[int]:
-        if self.kind != "directory":
-            return None  # the wrapper checks the loaded model's own limit
-        config = _read_config(self.path)
-        limit = config.get("max_position_embeddings") or config.get("n_positions")
-        return int(limit) if limit else None
-
-    def load_tokenizer(self, verbose: bool = False) -> LoadedClassifier:
-        if self.kind == "default":
-            return _default_classifier(verbose)
-        if self.kind == "directory":
-            return _directory_classifier(self.path, verbose)
-        return _gguf_classifier(self.path, self.head, verbose)
-
-
-def _read_config(path: Path) -> Dict[str, Any]:
-    config_file = path / "config.json"
-    try:
-        config = json.loads(config_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise UserError(f"--model {path}: cannot read config.json ({error}).") from None
-    return config if isinstance(config, dict) else {}
-
-
-def _check_model_directory(path: Path) -> None:
-    config = _read_config(path)
-    architectures: List[str] = list(config.get("architectures") or [])
-    if not any(name.endswith("ForSequenceClassification") for name in architectures):
-        raise UserError(
-            f"{path} is not a sequence classifier (its config lists {architectures or 'no architectures'}); "
-            "captum-pi explains decoder-only *ForSequenceClassification models with a trained head."
-        )
-    if not any((path / name).is_file() for name in TOKENIZER_FILES):
-        raise UserError(
-            f"--model {path}: the tokenizer files are missing (none of {', '.join(TOKENIZER_FILES)}); "
-            "save them there with tokenizer.save_pretrained(DIR)."
-        )
-
-
-def _default_classifier(verbose: bool) -> LoadedClassifier:
-    from captum_pi import models
-
-    description = (
-        f"{models.SMOLLM2_MODEL_ID} fine-tuned with the shipped LoRA drug review adapter "
-        f"({'/'.join(models.default_label_names())})"
-    )
-
-    def load() -> Any:
-        return models.load_default_classifier(verbose=True, transformers_output=verbose)
-
-    tokenizer = models.cached_default_tokenizer()
-    if tokenizer is None:  # first run: the tokenizer comes with the model
-        bundle = load()
-        return LoadedClassifier(bundle.tokenizer, bundle.prefix, description, lambda: bundle.model)
-    return LoadedClassifier(tokenizer, models.default_prompt_prefix(), description, lambda: load().model)
-
-
-def _directory_classifier(path: Path, verbose: bool) -> LoadedClassifier:
-    from transformers import AutoTokenizer
-
-    architecture = _read_config(path)["architectures"][0]
-    with _transformers_output(verbose):
-        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-
-    def load() -> Any:
-        from transformers import AutoModelForSequenceClassification
-
-        with _transformers_output(verbose):
-            return AutoModelForSequenceClassification.from_pretrained(str(path), local_files_only=True).eval()
-
-    return LoadedClassifier(tokenizer, "", f"{path} ({architecture})", load)
-
-
-def _gguf_classifier(path: Path, head_path: Path, verbose: bool) -> LoadedClassifier:
-    from captum_pi.gguf_loading import load_gguf_sequence_classifier
-    from captum_pi.heads import install_head, load_head
-    from captum_pi.models import prepare_tokenizer
-
-    head = load_head(head_path)
-    model, tokenizer, _ = load_gguf_sequence_classifier(path, len(head["label_names"]), verbose=verbose)
-    prepare_tokenizer(tokenizer)
-    model.config.pad_token_id = tokenizer.pad_token_id
-    install_head(model, head)
-    description = f"{path.name} with head {head_path.name} ({'/'.join(head['label_names'])})"
-    return LoadedClassifier(tokenizer, str(head.get("prefix", "")), description, lambda: model)
-
-
-def _transformers_output(verbose: bool) -> Any:
-    from captum_pi.gguf_loading import transformers_output
-
-    return transformers_output(verbose)
-
-
 def _feature_input(text: str, tokenizer: Any, level: str, prefix: str, masking: str) -> Any:
     from captum_pi.text import TextFeatureInput, fixed_template
 
     return TextFeatureInput(text, tokenizer, level=level, template=fixed_template(prefix), masking=masking)
 
 
-def _check_lengths(inputs: Sequence[Any], limit: Optional[int]) -> None:
-    if limit is None:
-        return
-    for number, inp in enumerate(inputs, start=1):
-        length = int(inp.input_ids.shape[1])
-        if length > limit:
-            where = "The input" if len(inputs) == 1 else f"Text {number}"
-            raise UserError(f"{where} is {length} tokens long but the model reads at most {limit} tokens; shorten the text.")
-
-
 # --------------------------------------------------------------------------- #
 # Many texts: --file
 # --------------------------------------------------------------------------- #
-
-
-def _output_path(args: argparse.Namespace) -> Optional[Path]:
-    if args.output == "-":
-        return None
-    return Path(args.output) if args.output else Path(args.file + ".explanations.jsonl")
 
 
 def _explain_file(
@@ -634,13 +360,13 @@ def _explain_file(
     options: Dict[str, Any],
     args: argparse.Namespace,
 ) -> int:
-    done = _completed_records(output, texts, options) if output is not None else 0
+    done = completed_records(output, texts, options) if output is not None else 0
     if done == len(texts):
         print(f"captum-pi: {output} already holds all {done} explanations.", file=sys.stderr)
         return 0
     if done:
         print(f"captum-pi: resuming after {done} of {len(texts)} texts already in {output}.", file=sys.stderr)
-    stream, close = _open_output(output)
+    stream, close = open_output(output)
     try:
         for index, result in _iter_results(explainer, inputs, target, arguments, done, args.batch_size):
             record = {"index": index, "model": classifier.description, **result.to_dict(),
@@ -677,51 +403,3 @@ def _iter_results(
                 yield index + offset, result
                 bar.update(1)
             index = end
-
-
-def _completed_records(output: Path, texts: Sequence[str], options: Optional[Dict[str, Any]] = None) -> int:
-    r"""How many leading texts ``output`` already explains with the same
-    ``options``; a trailing partial line (an interrupted write) is cut off."""
-    if not output.is_file():
-        return 0
-    raw = output.read_bytes()
-    lines = raw.split(b"\n")
-    complete = lines[:-1]  # the part after the last newline is incomplete or empty
-    done = 0
-    for line in complete:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            break
-        if done >= len(texts) or not isinstance(record, dict) or record.get("text") != texts[done]:
-            raise UserError(
-                f"{output} holds explanations of other texts (line {done + 1} differs from the input); "
-                "remove it or choose another --output."
-            )
-        _check_same_options(output, done, record, options)
-        done += 1
-    kept = b"".join(line + b"\n" for line in complete[:done])
-    if kept != raw:
-        output.write_bytes(kept)
-    return done
-
-
-def _check_same_options(output: Path, line: int, record: Dict[str, Any], options: Optional[Dict[str, Any]]) -> None:
-    if options is None:
-        return
-    recorded = record.get("options") if isinstance(record.get("options"), dict) else {}
-    differing = [name for name, value in options.items() if recorded.get(name) != value]
-    if differing:
-        name = differing[0]
-        raise UserError(
-            f"{output} line {line + 1} was explained with other options ({name}: "
-            f"{recorded.get(name)!r} there, {options[name]!r} now); resuming would mix them. "
-            "Remove it, choose another --output, or rerun with the same options."
-        )
-
-
-def _open_output(output: Optional[Path]) -> Tuple[Any, Callable[[], None]]:
-    if output is None:
-        return sys.stdout, lambda: None
-    stream = open(output, "a", encoding="utf-8")
-    return stream, stream.close

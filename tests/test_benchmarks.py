@@ -73,16 +73,72 @@ def test_claim_verdicts_follow_the_paired_interval_in_both_studies(differences, 
         assert row["relative_ci"] == pytest.approx(interval.half_width / 0.5)
 
 
-def test_summary_and_forest_plot_are_written(tmp_path):
+def _records(errors_by_method, multiple=2, seeds=2):
+    r"""Benchmark 2 records with each review's error the same for every seed."""
+    return [{"method": method, "multiple": multiple, "review": review, "game": review, "seed": seed,
+             "relative_l2": error}
+            for method, errors in errors_by_method.items() for review, error in enumerate(errors)
+            for seed in range(seeds)]
+
+
+def test_estimator_claim_pairs_mp_pi_with_the_best_rival_at_each_budget():
+    records = _records({"MP-PI": [0.1, 0.2, 0.3], "MP-PI, paper's weighting": [0.0, 0.0, 0.0],
+                        "Kernel SHAP (Captum)": [0.5, 0.6, 0.7], "LIME (Captum, ridge)": [0.3, 0.42, 0.5]})
+    records += _records({"MP-PI": [0.5, 0.5, 0.5], "LIME (Captum, ridge)": [0.4, 0.3, 0.5]}, multiple=4)
+    rows = {row["study"]: row for row in claims.estimator_claim_rows(records)}
+    assert set(rows) == {"2n", "4n"}
+    two = rows["2n"]
+    assert two["best_rival"] == "LIME (Captum, ridge)"  # MP-PI's own variant is not a rival
+    assert (two["ours"], two["rival"]) == (pytest.approx(0.2), pytest.approx(1.22 / 3))
+    interval = faithfulness.mean_confidence_interval([-0.2, -0.22, -0.2])
+    assert two["difference"] == pytest.approx(interval.mean)
+    assert two["relative_ci"] == pytest.approx(interval.half_width / (1.22 / 3))
+    assert (two["n"], two["verdict"]) == (3, "holds")  # lower error is better
+    assert rows["4n"]["verdict"] == "not significant" and rows["4n"]["difference"] == pytest.approx(0.1)
+
+
+def test_exactness_rows_bound_the_deletion_gap_and_show_replacement_beside_it():
+    fidelity = {"m-binary-sentence-delete": {"masking": "delete", "max_abs_gap": [1e-7, 3e-7], "mean_abs_gap": [0, 1e-7]},
+                "m-binary-sentence-replace": {"masking": "replace", "max_abs_gap": [0.4, 0.2], "mean_abs_gap": [0.1, 0.3]},
+                "n-binary-word-delete": {"masking": "delete", "max_abs_gap": [2e-3], "mean_abs_gap": [1e-3]}}
+    rows = {row["key"]: row for row in claims.exactness_rows(fidelity)}
+    assert set(rows) == {"m-binary-sentence-delete", "n-binary-word-delete"}
+    assert rows["m-binary-sentence-delete"]["max_gap"] == 3e-7
+    assert rows["m-binary-sentence-delete"]["replace_mean_gap"] == pytest.approx(0.2)
+    assert rows["m-binary-sentence-delete"]["verdict"] == "holds"
+    assert rows["n-binary-word-delete"]["verdict"] == "fails"
+    assert np.isnan(rows["n-binary-word-delete"]["replace_mean_gap"])
+
+
+def test_summary_gathers_every_benchmark_result_and_writes_the_tables_and_figure(tmp_path, monkeypatch):
+    import summary
+
+    for folder in ("faithfulness", "estimators", "fidelity"):
+        (tmp_path / folder).mkdir()
     results = {"mp-pi": _examples([0.7, 0.8, 0.75], [0.2, 0.1, 0.3]),
                "kernel-shap": _examples([0.6, 0.7, 0.8], [0.3, 0.2, 0.2])}
-    rows = {"tiny-binary-sentence-delete": claims.claim_rows(results),
-            "tiny-binary-sentence-replace": claims.claim_rows(results)[:2]}
-    text = claims.write_summary(rows, "# header", str(tmp_path / "summary.md"))
-    assert (tmp_path / "summary.md").read_text() == text + "\n"
-    assert text.count("| tiny-binary-sentence-delete | 3 |") == 4
-    assert "IAS (claimed < 0)" in text and "Verdicts:" in text
-    claims.plot_forest(rows, str(tmp_path / "summary.png"))
+    for game in ("delete", "replace"):
+        faithfulness.write_scores({name: [{**e, "comprehensiveness": 0, "sufficiency": 0} for e in examples]
+                                   for name, examples in results.items()},
+                                  [3, 4, 5], str(tmp_path / "faithfulness" / f"tiny-binary-sentence-{game}"))
+    records = _records({"MP-PI": [0.1, 0.2, 0.3], "LIME (Captum, ridge)": [0.3, 0.42, 0.5]})
+    (tmp_path / "estimators" / "tiny-binary-sentence-delete.json").write_text(
+        json.dumps({"command": "python benchmarks/estimators.py --games tiny", "records": records}))
+    (tmp_path / "fidelity" / "tiny-binary-sentence-delete.json").write_text(json.dumps(
+        {"masking": "delete", "command": "python benchmarks/fidelity.py", "max_abs_gap": [1e-7],
+         "mean_abs_gap": [1e-8]}))
+    paper, ours, exactness, commands = summary.gather(str(tmp_path))
+    assert paper["tiny-binary-sentence-delete"] == claims.claim_rows(results)
+    assert [row["verdict"] for row in ours["tiny-binary-sentence-delete"]] == ["holds"]
+    assert [row["verdict"] for row in exactness] == ["holds"]
+    assert len(commands) == 3  # the two faithfulness runs share one command
+    monkeypatch.setattr(sys, "argv", ["summary.py", "--results", str(tmp_path)])
+    summary.main()
+    text = (tmp_path / "summary.md").read_text()
+    assert text.count("| tiny-binary-sentence-delete | 3 |") == 5  # two claims by AS and IAS; one budget
+    assert "| tiny-binary-sentence-delete | 3 | 2n | LIME (Captum, ridge) |" in text
+    assert "| tiny-binary-sentence | 1 | 1e-07 | 1e-08 | not measured | **holds** |" in text
+    assert "`python benchmarks/estimators.py --games tiny`" in text
     assert (tmp_path / "summary.png").stat().st_size > 1000
 
 
