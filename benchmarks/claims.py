@@ -19,7 +19,7 @@ records (benchmarks/estimators.py; :func:`estimator_claim_rows`), and PI is exac
 under deletion, against the fidelity study (benchmarks/fidelity.py;
 :func:`exactness_rows`).
 """
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -325,18 +325,18 @@ def plot_claims(paper: Dict[str, List[dict]], estimators: Dict[str, List[dict]],
         ax = figure.add_subplot(grid[0, column])
         rows = [(f"{row['claim']} | {key} (n={row['n']})", row)
                 for key, key_rows in paper.items() for row in key_rows if row["study"] == study]
-        _forest(ax, rows, lower_is_better, labels=column == 0)
         paper_change = 100 * PAPER_EXTREMES[study]
+        _forest(ax, rows, lower_is_better, labels=column == 0, reference=paper_change)
         ax.axvline(paper_change, color="tab:blue", linestyle="--", linewidth=0.8,
                    label=f"paper, MP-PI: up to {paper_change:+.1f} %")
-        ax.set_xlim(min(ax.get_xlim()[0], paper_change - 5), max(ax.get_xlim()[1], paper_change + 5))
         ax.legend(fontsize=7, loc="best")
         ax.set_xlabel(f"relative change of {study} AUC vs best rival (%)")
         ax.set_title(f"Paper's claims, {study} ({'lower' if lower_is_better else 'higher'} is better)", fontsize=10)
     ax = figure.add_subplot(grid[1, 0])
     _forest(ax, [(f"{key} {row['study']} (n={row['n']})", row) for key, rows in estimators.items() for row in rows],
             lower_is_better=True, labels=True)
-    ax.set_xlabel("relative change of error vs best rival (%)")
+    ax.set_xscale("symlog", linthresh=100)  # linear within ±100 %, where deletion's changes lie
+    ax.set_xlabel("relative change of error vs best rival (%; log scale beyond ±100 %)")
     ax.set_title("Ours: MP-PI's Shapley error vs the best estimator at each budget (lower is better)", fontsize=10)
     ax = figure.add_subplot(grid[1, 1])
     _exactness_panel(ax, exactness)
@@ -347,14 +347,17 @@ def plot_claims(paper: Dict[str, List[dict]], estimators: Dict[str, List[dict]],
     plt.close(figure)
 
 
-def _forest(ax, rows: Sequence[Tuple[str, dict]], lower_is_better: bool, labels: bool) -> None:
+def _forest(ax, rows: Sequence[Tuple[str, dict]], lower_is_better: bool, labels: bool,
+            reference: float = 0.0) -> None:
+    r"""One forest panel: each row's relative change with its CI, the claimed side of 0
+    shaded; the x range also holds ``reference`` (the paper's reported change)."""
     for position, (_, row) in enumerate(rows):
         ax.errorbar(100 * row["relative_change"], position, xerr=100 * np.nan_to_num(row["relative_ci"]),
                     fmt="o", color=COLOURS[row["verdict"]], capsize=3, markersize=4)
         ax.annotate(row["best_rival"], (100 * row["relative_change"], position), xytext=(0, 4),
                     textcoords="offset points", fontsize=6, ha="center", color="0.3")
     low, high = ax.get_xlim() if rows else (-10.0, 10.0)
-    low, high = min(low, 0.0), max(high, 0.0)
+    low, high = min(low, 0.0, reference), max(high, 0.0, reference)
     low, high = low - 0.08 * (high - low), high + 0.08 * (high - low)  # room for the labels
     ax.axvspan(low if lower_is_better else 0.0, 0.0 if lower_is_better else high, color="tab:green", alpha=0.07)
     ax.set_xlim(low, high)
@@ -363,14 +366,23 @@ def _forest(ax, rows: Sequence[Tuple[str, dict]], lower_is_better: bool, labels:
     ax.set_ylim(max(len(rows), 1) - 0.5, -0.5)  # first row on top; one empty row when none
 
 
+def _once(label: str, used: set) -> Optional[str]:
+    r"""``label`` the first time, then None (one legend entry per kind of point)."""
+    if label in used:
+        return None
+    used.add(label)
+    return label
+
+
 def _exactness_panel(ax, rows: Sequence[dict]) -> None:
     positions = np.arange(len(rows))
+    labelled = set()
     for position, row in zip(positions, rows):
         ax.scatter(max(row["max_gap"], 1e-12), position, color=COLOURS[row["verdict"]], zorder=3,
-                   label="max gap, delete" if position == 0 else None)
+                   label=_once("max gap, delete", labelled))
         if not np.isnan(row["replace_mean_gap"]):
             ax.scatter(row["replace_mean_gap"], position, marker="x", color="0.3",
-                       label="mean gap, replace (\"...\")" if position == 0 else None)
+                       label=_once("mean gap, replace (\"...\")", labelled))
     ax.set_xscale("log")
     ax.axvline(EXACTNESS_TOLERANCE, color="black", linestyle=":", linewidth=0.8,
                label=f"float rounding ({EXACTNESS_TOLERANCE:g})")
