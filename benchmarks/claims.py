@@ -125,14 +125,21 @@ def _claim_row(results: Dict[str, List[dict]], ours: str, rivals: Sequence[str],
     if ours_values.shape != rival_values.shape:
         raise ValueError(f"{ours} and {best} were evaluated on different reviews "
                          f"({ours_values.size} against {rival_values.size}); a paired CI needs the same ones.")
-    difference = mean_confidence_interval(ours_values - rival_values)
-    scale = abs(means[best]) if means[best] != 0 else float("nan")
     return {
         "method": METHODS[ours].title, "study": study, "best_rival": METHODS[best].title,
         "ours": float(ours_values.mean()), "rival": means[best],
+        **_paired_comparison(ours_values - rival_values, means[best], lower_is_better),
+    }
+
+
+def _paired_comparison(differences: Sequence[float], rival_mean: float, lower_is_better: bool) -> dict:
+    r"""The paired 95 % CI of per-review differences ``ours - rival``, as a difference
+    and relative to the rival's mean (taken as fixed), with its verdict."""
+    difference = mean_confidence_interval(differences)
+    scale = abs(rival_mean) if rival_mean != 0 else float("nan")
+    return {
         "relative_change": difference.mean / scale, "relative_ci": difference.half_width / scale,
-        "difference": difference.mean, "difference_ci": difference.half_width,
-        "n": difference.n_examples,
+        "difference": difference.mean, "difference_ci": difference.half_width, "n": difference.n_examples,
         "verdict": verdict(difference.low, difference.high, lower_is_better),
     }
 
@@ -171,14 +178,10 @@ def estimator_claim_rows(records: Sequence[dict], ours: str = "MP-PI") -> List[d
         if best is None:
             continue
         reviews = sorted(set(per_review[ours]) & set(per_review[best]))
-        difference = mean_confidence_interval([per_review[ours][r] - per_review[best][r] for r in reviews])
-        scale = means[best] if means[best] != 0 else float("nan")
+        differences = [per_review[ours][review] - per_review[best][review] for review in reviews]
         rows.append({
             "claim": ESTIMATOR_CLAIM, "method": ours, "study": f"{multiple}n", "best_rival": best,
-            "ours": means[ours], "rival": means[best],
-            "relative_change": difference.mean / scale, "relative_ci": difference.half_width / scale,
-            "difference": difference.mean, "difference_ci": difference.half_width, "n": difference.n_examples,
-            "verdict": verdict(difference.low, difference.high, lower_is_better=True),
+            "ours": means[ours], "rival": means[best], **_paired_comparison(differences, means[best], True),
         })
     return rows
 
@@ -246,10 +249,8 @@ def write_summary(paper: Dict[str, List[dict]], estimators: Dict[str, List[dict]
     for key, rows in paper.items():
         for row in rows:
             claimed = "< 0" if row["study"] == "IAS" else "> 0"
-            lines.append(
-                f"| {key} | {row['n']} | {row['claim']}: {row['paper']} | {row['study']} (claimed {claimed}) | "
-                f"{row['best_rival']} | {row['ours']:.3f} | {row['rival']:.3f} | "
-                f"{_percent(row)} | {row['difference']:+.3f} ± {row['difference_ci']:.3f} | **{row['verdict']}** |")
+            lines.append(f"| {key} | {row['n']} | {row['claim']}: {row['paper']} | {row['study']} (claimed {claimed}) | "
+                         + _comparison_cells(row))
     lines += [_verdict_counts(paper), "", "## Ours: MP-PI is the best Shapley estimator per model call (Benchmark 2)", "",
               "At each budget (model rows per feature), MP-PI's relative L2 error to the exact Shapley values "
               "against the estimator with the lowest mean error at that budget (not a variant of MP-PI); "
@@ -260,10 +261,7 @@ def write_summary(paper: Dict[str, List[dict]], estimators: Dict[str, List[dict]
               "|---|---|---|---|---|---|---|---|---|"]
     for key, rows in estimators.items():
         for row in rows:
-            lines.append(
-                f"| {key} | {row['n']} | {row['study']} | {row['best_rival']} | {row['ours']:.3f} | "
-                f"{row['rival']:.3f} | {_percent(row)} | {row['difference']:+.3f} ± {row['difference_ci']:.3f} | "
-                f"**{row['verdict']}** |")
+            lines.append(f"| {key} | {row['n']} | {row['study']} | " + _comparison_cells(row))
     lines += [_verdict_counts(estimators), "", "## Ours: PI is exact under deletion (fidelity study)", "",
               f"The largest gap |p_k - f(x'_k)| between an intermediate prediction and the model's prediction "
               f"on the input with every feature after k deleted, over all reviews and positions; *holds* when "
@@ -284,8 +282,12 @@ def _gap(value: float) -> str:
     return "not measured" if np.isnan(value) else f"{value:.3f}"
 
 
-def _percent(row: dict) -> str:
-    return f"{100 * row['relative_change']:+.1f} % ± {100 * row['relative_ci']:.1f} %"
+def _comparison_cells(row: dict) -> str:
+    r"""The cells every claim table ends with: rival, both means, the relative change
+    and the paired difference with their CIs, and the verdict."""
+    return (f"{row['best_rival']} | {row['ours']:.3f} | {row['rival']:.3f} | "
+            f"{100 * row['relative_change']:+.1f} % ± {100 * row['relative_ci']:.1f} % | "
+            f"{row['difference']:+.3f} ± {row['difference_ci']:.3f} | **{row['verdict']}** |")
 
 
 def _verdict_counts(claims: Dict[str, List[dict]]) -> str:
