@@ -24,6 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import MODELS, load_bundle, machine, sample_reviews  # noqa: E402
 
 from captum_pi._core.masking import MASKINGS  # noqa: E402
+from captum_pi.batching import pad_views  # noqa: E402
 from captum_pi.metrics import plot_fidelity_gap, progressive_fidelity  # noqa: E402
 from captum_pi.text import TextFeatureInput  # noqa: E402
 
@@ -51,7 +52,7 @@ def main() -> None:
         inp = TextFeatureInput(text, bundle.tokenizer, level=args.level, template=bundle.prefix + "{}")
         if args.min_features <= inp.n_itp_features <= args.max_features:
             inputs.append((inp, label))
-    ids, feature_mask, attention_mask = right_padded([inp for inp, _ in inputs], bundle.tokenizer.pad_token_id)
+    ids, attention_mask, feature_mask = pad_views([inp for inp, _ in inputs], bundle.tokenizer.pad_token_id)
     out_dir = os.path.join(HERE, "results", "fidelity")
     os.makedirs(out_dir, exist_ok=True)
     counts = [inp.n_itp_features for inp, _ in inputs]
@@ -86,18 +87,6 @@ def main() -> None:
                        "max_abs_gap": [float(gap) for gap in max_gaps]}, handle)
         figure = plot_fidelity_gap(result, title=f"p_k - f(x'_k), {key}")
         figure.savefig(os.path.join(out_dir, key + ".png"), dpi=110)
-
-
-def right_padded(inputs, pad_id: int):
-    r"""One right-padded batch (ids, feature mask, attention mask) from several text inputs."""
-    length = max(inp.input_ids.shape[1] for inp in inputs)
-
-    def pad(tensor, value):
-        return torch.nn.functional.pad(tensor, (0, length - tensor.shape[1]), value=value)
-
-    return (torch.cat([pad(inp.input_ids, pad_id) for inp in inputs]),
-            torch.cat([pad(inp.feature_mask, -1) for inp in inputs]),
-            torch.cat([pad(inp.attention_mask, 0) for inp in inputs]))
 
 
 if __name__ == "__main__":
