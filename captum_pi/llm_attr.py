@@ -15,12 +15,10 @@ The result is a :class:`~captum_pi.attribution_result.ClassifierAttributionResul
 the inputs of a batched call are checked and padded by :mod:`captum_pi.batching`.
 """
 import importlib
-import inspect
 from copy import copy
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
-from captum.attr import FeatureAblation, KernelShap, Lime, ShapleyValues, ShapleyValueSampling
 from captum.attr._utils.attribution import Attribution
 from captum.attr._utils.interpretable_input import (
     InterpretableInput,
@@ -35,6 +33,13 @@ from captum_pi._core.captum_adapters import _seeded
 from captum_pi._core.gradient_adapters import TokenIntegratedGradients
 from captum_pi._core.budget import check_captum_budget
 from captum_pi._core.masking import check_masking
+from captum_pi._core.method_protocol import (
+    CAPTUM_METHODS,
+    accepts_masking,
+    accepts_parameter,
+    check_attribution_method,
+    declared_target_type,
+)
 from captum_pi._core.progressive import (
     PerPositionForward,
     check_target_type,
@@ -56,7 +61,6 @@ from captum_pi.batching import (
 from captum_pi.captum_inputs import AdaptedInput, adapt_input
 from captum_pi.text import TextFeatureInput
 
-CAPTUM_METHODS = (FeatureAblation, ShapleyValueSampling, ShapleyValues, Lime, KernelShap)
 DEFAULT_PERTURBATIONS_PER_EVAL = 16
 DEFAULT_BATCH_SIZE = 8
 WRAPPER_SET_ARGUMENTS = ("inputs", "target", "feature_mask", "baselines", "attention_mask",
@@ -150,7 +154,7 @@ class LLMClassifierAttribution(Attribution):
         mask_token: Union[int, str, None] = None,
         masking: Optional[str] = None,
     ) -> None:
-        _check_method(attr_method)
+        check_attribution_method(attr_method)
         super().__init__(attr_method.forward_func)
         self.model = attr_method.forward_func
         self.tokenizer = tokenizer
@@ -422,7 +426,7 @@ class LLMClassifierAttribution(Attribution):
         )
 
     def _result_masking(self, view: TextFeatureInput) -> Optional[str]:
-        if self.is_captum_method or _accepts_masking(self.attr_method):
+        if self.is_captum_method or accepts_masking(self.attr_method):
             return self._masking_of(view)
         if isinstance(self.attr_method, TokenIntegratedGradients):
             return "replace"  # its path starts at the replacement baseline
@@ -433,7 +437,7 @@ class LLMClassifierAttribution(Attribution):
             return self.target_type
         if self.is_captum_method:
             return "prob"
-        return _declared_target_type(self.attr_method) or "prob"
+        return declared_target_type(self.attr_method) or "prob"
 
     def _check_kwargs(self, kwargs: Dict[str, Any]) -> None:
         given = sorted(set(kwargs) & set(WRAPPER_SET_ARGUMENTS))
@@ -459,7 +463,7 @@ class LLMClassifierAttribution(Attribution):
     def _check_target_type_accepted(self) -> None:
         if self.is_captum_method or self.target_type is None:
             return
-        if not _accepts(self.attr_method.attribute, "target_type"):
+        if not accepts_parameter(self.attr_method.attribute, "target_type"):
             raise ValueError(
                 f"{self.method} has no target_type argument, so it cannot explain "
                 f"target_type={self.target_type!r}; leave target_type=None."
@@ -492,7 +496,7 @@ class LLMClassifierAttribution(Attribution):
 
     def _protocol_options(self, kwargs: Dict[str, Any]) -> Dict[str, Any]:
         options = dict(kwargs)
-        if "seed" in options and not _accepts(self.attr_method.attribute, "seed"):
+        if "seed" in options and not accepts_parameter(self.attr_method.attribute, "seed"):
             del options["seed"]  # a deterministic method (SP-PI, gradients): nothing to seed
         if self.target_type is not None:
             options["target_type"] = self.target_type
@@ -506,7 +510,7 @@ class LLMClassifierAttribution(Attribution):
         r"""``baselines`` and, for methods that mask, ``masking`` of a call: the
         rule's token for those, the mask token for the others (Integrated
         Gradients' baseline)."""
-        if not _accepts_masking(self.attr_method):
+        if not accepts_masking(self.attr_method):
             return {"baselines": view.baselines}
         masking = self._masking_of(view)
         return {"baselines": view.baselines_for(masking), "masking": masking}
@@ -564,46 +568,3 @@ class LLMClassifierAttribution(Attribution):
     def attribute_future(self) -> None:
         r"""Not implemented for LLMClassifierAttribution."""
         raise NotImplementedError("attribute_future is not implemented for LLMClassifierAttribution")
-
-
-def _accepts(function: Any, name: str) -> bool:
-    parameters = inspect.signature(function).parameters.values()
-    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
-
-
-def _accepts_masking(attr_method: Any) -> bool:
-    r"""True when the method's ``attribute`` (or that of the method a preset
-    wrapper holds) names a ``masking`` parameter: the methods that mask features."""
-    candidates = (attr_method, getattr(attr_method, "method", None))
-    return any(
-        candidate is not None and "masking" in inspect.signature(candidate.attribute).parameters
-        for candidate in candidates
-    )
-
-
-def _declared_target_type(attr_method: Any) -> Optional[str]:
-    r"""The default ``target_type`` in the signature of the method's ``attribute``
-    (of the method it wraps, for a preset wrapper), if it declares one."""
-    for candidate in (attr_method, getattr(attr_method, "method", None)):
-        if candidate is None:
-            continue
-        parameter = inspect.signature(candidate.attribute).parameters.get("target_type")
-        if parameter is not None and isinstance(parameter.default, str):
-            return parameter.default
-    return None
-
-
-def _check_method(attr_method: object) -> None:
-    if not callable(getattr(attr_method, "attribute", None)) or not hasattr(attr_method, "forward_func"):
-        raise TypeError(
-            "attr_method must be an attribution method built on the model (an object with "
-            f"`attribute` and `forward_func`), got {type(attr_method).__name__}."
-        )
-    module = type(attr_method).__module__
-    if module.startswith("captum.") and not isinstance(attr_method, CAPTUM_METHODS):
-        raise TypeError(
-            f"LLMClassifierAttribution does not support Captum's {type(attr_method).__name__}; "
-            f"Captum methods accepted: {[cls.__name__ for cls in CAPTUM_METHODS]}. Gradient "
-            "and attention methods are available through captum_pi.registry, which adapts "
-            "them to token ids and feature masks."
-        )
