@@ -6,6 +6,7 @@ from captum_pi._core.method_protocol import (
     accepts_masking,
     accepts_parameter,
     check_attribution_method,
+    declared_default,
     declared_target_type,
 )
 
@@ -13,7 +14,7 @@ from captum_pi._core.method_protocol import (
 class _Masking:
     forward_func = None
 
-    def attribute(self, inputs, masking="delete", target_type="logit"):
+    def attribute(self, inputs, masking="delete", target_type="logit", n_samples=25):
         return inputs
 
 
@@ -42,6 +43,9 @@ def test_declarations_are_read_from_the_method_or_the_method_a_preset_holds():
     assert declared_target_type(_Masking()) == "logit"
     assert declared_target_type(_Preset(_Masking())) == "logit"
     assert declared_target_type(_Plain()) is None
+    assert declared_default(_Preset(_Masking()), "n_samples") == 25
+    assert declared_default(_Masking(), "inputs") is None
+    assert declared_default(_Plain(), "n_samples") is None
 
 
 def test_a_parameter_is_accepted_by_name_or_by_kwargs():

@@ -36,7 +36,6 @@ marginal contribution.
 rule too coarse for the path: ``|sum(attributions) - (f(x) - f(baseline))|``
 above a fraction of ``|f(x) - f(baseline)|``.
 """
-import inspect
 import warnings
 from typing import TYPE_CHECKING, Any, Mapping, Optional
 
@@ -206,6 +205,9 @@ def check_captum_budget(attr_method: Any, n_features: int, kwargs: Mapping[str, 
         return
     n_samples = kwargs.get("n_samples")
     if n_samples is None:
-        n_samples = inspect.signature(attr_method.attribute).parameters["n_samples"].default
+        # imported here: this module must import without torch, and captum needs it
+        from captum_pi._core.method_protocol import declared_default
+
+        n_samples = declared_default(attr_method, "n_samples")
     if int(n_samples) < identifying_n_samples(n_features):
         warn_unidentified(name, n_features, int(n_samples), None, n_features + 1, stacklevel=4)

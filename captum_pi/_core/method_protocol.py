@@ -33,14 +33,22 @@ def accepts_masking(attr_method: Any) -> bool:
     return any("masking" in parameters for parameters in _attribute_parameters(attr_method))
 
 
-def declared_target_type(attr_method: Any) -> Optional[str]:
-    r"""The default ``target_type`` in the signature of the method's ``attribute``
-    (of the method it wraps, for a preset wrapper), if it declares one."""
+def declared_default(attr_method: Any, name: str) -> Any:
+    r"""The default of the parameter ``name`` in the signature of the method's
+    ``attribute`` (of the method it wraps, for a preset wrapper), or ``None`` when
+    neither declares one."""
     for parameters in _attribute_parameters(attr_method):
-        parameter = parameters.get("target_type")
-        if parameter is not None and isinstance(parameter.default, str):
+        parameter = parameters.get(name)
+        if parameter is not None and parameter.default is not inspect.Parameter.empty:
             return parameter.default
     return None
+
+
+def declared_target_type(attr_method: Any) -> Optional[str]:
+    r"""The default ``target_type`` the method declares (see :func:`declared_default`),
+    if it is a string."""
+    default = declared_default(attr_method, "target_type")
+    return default if isinstance(default, str) else None
 
 
 def check_attribution_method(attr_method: object) -> None:
