@@ -14,6 +14,7 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
 import claims  # noqa: E402
 import faithfulness  # noqa: E402
+import mp_pi_samplings  # noqa: E402
 import shapley_budget  # noqa: E402
 
 
@@ -388,3 +389,16 @@ def test_prefix_sharing_benchmark_measures_both_engines_on_the_same_rows():
         assert record["positions_computed"] < record["positions_requested"]
         assert record["max_abs_change"] < 1e-5
         assert record["ratio"] == pytest.approx(record["shared_s"] / record["plain_s"])
+
+
+def test_the_two_mp_pi_rows_are_compared_review_by_review(tmp_path):
+    rows = [
+        ({"phi": [0.1, 0.3], "order": [1, 0]}, {"phi": [0.1, 0.25], "order": [1, 0]}),
+        ({"phi": [0.5, 0.2], "order": [0, 1]}, {"phi": [0.1, 0.2], "order": [1, 0]}),
+    ]
+    for index, (paper, shapley) in enumerate(rows):
+        (tmp_path / f"{index}.json").write_text(json.dumps({"mp-pi": paper, "mp-pi-shapley": shapley}))
+    (tmp_path / "2.json").write_text(json.dumps({"mp-pi": rows[0][0]}))  # unfinished review
+    reviews, largest, same_order = mp_pi_samplings.compare(str(tmp_path))
+    assert (reviews, same_order) == (2, 1)
+    assert largest == pytest.approx(0.4)
