@@ -402,3 +402,21 @@ def test_the_two_mp_pi_rows_are_compared_review_by_review(tmp_path):
     reviews, largest, same_order = mp_pi_samplings.compare(str(tmp_path))
     assert (reviews, same_order) == (2, 1)
     assert largest == pytest.approx(0.4)
+
+
+def test_reviews_are_grouped_by_length_and_each_group_gets_its_own_claims():
+    import claims_by_length
+
+    n_features = [3, 20, 40, 10, 31, 16]
+    assert claims_by_length.length_groups(n_features, [15, 30]) == [
+        ("3..15", [0, 3]), ("16..30", [1, 5]), ("31..40", [2, 4])]
+    assert claims_by_length.length_groups(n_features, [2, 50]) == [("3..40", list(range(6)))]
+    with pytest.raises(ValueError, match="increase"):
+        claims_by_length.length_groups(n_features, [30, 15])
+    results = {"mp-pi": _examples([0.7, 0.8, 0.75, 0.9, 0.6, 0.5], [0.2, 0.1, 0.3, 0.4, 0.5, 0.6]),
+               "kernel-shap": _examples([0.6, 0.7, 0.8, 0.1, 0.2, 0.3], [0.3, 0.2, 0.2, 0.4, 0.1, 0.3])}
+    grouped = dict(claims_by_length.claim_rows_by_length({"n_features": n_features, "results": results}, [15, 30]))
+    assert list(grouped) == ["3..15", "16..30", "31..40"]
+    short = {name: [examples[0], examples[3]] for name, examples in results.items()}
+    assert grouped["3..15"] == claims.claim_rows(short)
+    assert [row["n"] for row in grouped["31..40"]] == [2] * 4
