@@ -250,7 +250,7 @@ def write_summary(paper: Dict[str, List[dict]], estimators: Dict[str, List[dict]
         for row in rows:
             claimed = "< 0" if row["study"] == "IAS" else "> 0"
             lines.append(f"| {key} | {row['n']} | {row['claim']}: {row['paper']} | {row['study']} (claimed {claimed}) | "
-                         + _comparison_cells(row))
+                         + comparison_cells(row))
     lines += [_verdict_counts(paper), "", "## Ours: MP-PI is the best Shapley estimator per model call (Benchmark 2)", "",
               "At each budget (model rows per feature), MP-PI's relative L2 error to the exact Shapley values "
               "against the estimator with the lowest mean error at that budget (not a variant of MP-PI); "
@@ -261,7 +261,7 @@ def write_summary(paper: Dict[str, List[dict]], estimators: Dict[str, List[dict]
               "|---|---|---|---|---|---|---|---|---|"]
     for key, rows in estimators.items():
         for row in rows:
-            lines.append(f"| {key} | {row['n']} | {row['study']} | " + _comparison_cells(row))
+            lines.append(f"| {key} | {row['n']} | {row['study']} | " + comparison_cells(row))
     lines += [_verdict_counts(estimators), "", "## Ours: PI is exact under deletion (fidelity study)", "",
               f"The largest gap |p_k - f(x'_k)| between an intermediate prediction and the model's prediction "
               f"on the input with every feature after k deleted, over all reviews and positions; *holds* when "
@@ -282,7 +282,7 @@ def _gap(value: float) -> str:
     return "not measured" if np.isnan(value) else f"{value:.3f}"
 
 
-def _comparison_cells(row: dict) -> str:
+def comparison_cells(row: dict) -> str:
     r"""The cells every claim table ends with: rival, both means, the relative change
     and the paired difference with their CIs, and the verdict."""
     return (f"{row['best_rival']} | {row['ours']:.3f} | {row['rival']:.3f} | "

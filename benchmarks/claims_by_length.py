@@ -16,7 +16,7 @@ from typing import Dict, List, Sequence, Tuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from claims import _comparison_cells, claim_rows  # noqa: E402
+from claims import comparison_cells, claim_rows  # noqa: E402
 
 RESULTS = os.path.join(HERE, "results")
 
@@ -80,7 +80,7 @@ def render(tables: Dict[str, dict], edges: Sequence[int], command: str) -> str:
         for label, rows in claim_rows_by_length(table, edges):
             for row in rows:
                 lines.append(f"| {key} | {label} | {row['n']} | {row['claim']} | {row['study']} | "
-                             + _comparison_cells(row))
+                             + comparison_cells(row))
     return "\n".join(lines)
 
 
