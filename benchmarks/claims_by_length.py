@@ -21,6 +21,12 @@ from claims import comparison_cells, claim_rows  # noqa: E402
 RESULTS = os.path.join(HERE, "results")
 
 
+def check_edges(edges: Sequence[int]) -> None:
+    r"""Raises ValueError unless ``edges`` increase strictly."""
+    if list(edges) != sorted(set(edges)):
+        raise ValueError(f"edges must increase strictly, got {list(edges)}")
+
+
 def length_groups(n_features: Sequence[int], edges: Sequence[int]) -> List[Tuple[str, List[int]]]:
     r"""
     The reviews' positions grouped by feature count: ``(label, positions)`` for
@@ -34,8 +40,7 @@ def length_groups(n_features: Sequence[int], edges: Sequence[int]) -> List[Tuple
     Returns:
         list of (str, list of int): A label such as ``"16..30"`` and the positions.
     """
-    if list(edges) != sorted(set(edges)):
-        raise ValueError(f"edges must increase strictly, got {list(edges)}")
+    check_edges(edges)
     bounds = [min(n_features) - 1, *[edge for edge in edges if min(n_features) <= edge < max(n_features)],
               max(n_features)]
     groups = []
@@ -92,12 +97,14 @@ def main() -> None:
                         help="upper feature counts of every group but the last, increasing")
     parser.add_argument("--results", default=RESULTS, help="the benchmarks' results folder (default: %(default)s)")
     args = parser.parse_args()
+    try:
+        check_edges(args.edges)
+    except ValueError as error:
+        parser.error(f"--{error}")
     paths = {key: os.path.join(args.results, "faithfulness", f"{key}.json") for key in args.tables}
     missing = [path for path in paths.values() if not os.path.isfile(path)]
     if missing:
         parser.error(f"no such table: {', '.join(missing)}; run benchmarks/faithfulness.py first.")
-    if args.edges != sorted(set(args.edges)):
-        parser.error(f"--edges must increase strictly, got {args.edges}")
     tables = {}
     for key, path in paths.items():
         with open(path) as handle:
