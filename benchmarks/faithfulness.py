@@ -301,11 +301,13 @@ def plot_curves(results: Dict[str, List[dict]], stem: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    figure, axes = plt.subplots(2, 1, figsize=(10, 8.5))
     for ax, key, title in ((axes[0], "as_curve", "Activation study (higher is better)"),
                            (axes[1], "ias_curve", "Inverse activation study (lower is better)")):
         studies = {METHODS[name].title: _cached_study(key, examples) for name, examples in results.items()}
         plot_activation_curves(studies, ax=ax, title=title)
+        # beside the axes: with a dozen methods a legend inside hides the curves
+        ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.02, 0.5))
     figure.tight_layout()
     figure.savefig(stem + ".png", dpi=110)
     plt.close(figure)
