@@ -220,11 +220,14 @@ def plot(records: List[dict], names: List[str], multiples: List[int], path: str,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, ax = plt.subplots(figsize=(7.5, 4.8))
-    for name in names:
+    from matplotlib import colormaps
+
+    colors = colormaps["tab20"].colors  # a dozen estimators: the default 10-colour cycle repeats
+    figure, ax = plt.subplots(figsize=(10, 4.8))
+    for index, name in enumerate(names):
         medians = [np.median([r["relative_l2"] for r in records if r["method"] == name and r["multiple"] == m])
                    for m in multiples]
-        ax.plot(multiples, np.maximum(medians, ERROR_FLOOR), marker="o", label=name,
+        ax.plot(multiples, np.maximum(medians, ERROR_FLOOR), marker="o", label=name, color=colors[(2 * index) % 20 + (index // 10) % 2],
                 linewidth=2.5 if name.startswith("MP-PI") else 1,
                 linestyle="--" if "shapiq" in name else "-")
     ax.axhline(ERROR_FLOOR, color="grey", linestyle=":", linewidth=1)
@@ -235,7 +238,7 @@ def plot(records: List[dict], names: List[str], multiples: List[int], path: str,
     ax.set_xlabel("budget B (model rows)")
     ax.set_ylabel("median relative L2 error to exact Shapley values")
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
