@@ -227,7 +227,8 @@ def plot(records: List[dict], names: List[str], multiples: List[int], path: str,
     for index, name in enumerate(names):
         medians = [np.median([r["relative_l2"] for r in records if r["method"] == name and r["multiple"] == m])
                    for m in multiples]
-        ax.plot(multiples, np.maximum(medians, ERROR_FLOOR), marker="o", label=name, color=colors[(2 * index) % 20 + (index // 10) % 2],
+        ax.plot(multiples, np.maximum(medians, ERROR_FLOOR), marker="o", label=name,
+                color=colors[(2 * index) % 20 + (index // 10) % 2],
                 linewidth=2.5 if name.startswith("MP-PI") else 1,
                 linestyle="--" if "shapiq" in name else "-")
     ax.axhline(ERROR_FLOOR, color="grey", linestyle=":", linewidth=1)
