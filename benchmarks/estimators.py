@@ -39,6 +39,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from captum_pi import feature_attributions  # noqa: E402
 from captum_pi.metrics import shapley_from_game  # noqa: E402
+from captum_pi.metrics.plots import method_color  # noqa: E402
 from captum_pi.registry import METHODS  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -220,15 +221,12 @@ def plot(records: List[dict], names: List[str], multiples: List[int], path: str,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from matplotlib import colormaps
-
-    colors = colormaps["tab20"].colors  # a dozen estimators: the default 10-colour cycle repeats
     figure, ax = plt.subplots(figsize=(10, 4.8))
     for index, name in enumerate(names):
         medians = [np.median([r["relative_l2"] for r in records if r["method"] == name and r["multiple"] == m])
                    for m in multiples]
         ax.plot(multiples, np.maximum(medians, ERROR_FLOOR), marker="o", label=name,
-                color=colors[(2 * index) % 20 + (index // 10) % 2],
+                color=method_color(index),
                 linewidth=2.5 if name.startswith("MP-PI") else 1,
                 linestyle="--" if "shapiq" in name else "-")
     ax.axhline(ERROR_FLOOR, color="grey", linestyle=":", linewidth=1)

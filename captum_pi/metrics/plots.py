@@ -24,6 +24,23 @@ _STUDY_LABELS = {
 }
 
 
+def method_color(index: int) -> tuple:
+    r"""
+    The colour of the ``index``-th method in a plot of many methods: the 20 colours of
+    matplotlib's ``tab20``, the ten dark ones first, then the ten light ones, so a dozen
+    methods never share a colour (the default cycle repeats after ten).
+
+    Args:
+        index (int): The method's position in the plot.
+
+    Returns:
+        tuple: An RGB colour.
+    """
+    from matplotlib import colormaps
+
+    return colormaps["tab20"].colors[(2 * index) % 20 + (index // 10) % 2]
+
+
 def _axes(ax: Optional["Axes"], figsize: tuple) -> "Axes":
     if ax is not None:
         return ax
@@ -76,13 +93,9 @@ def plot_activation_curves(
             "and inverse activation studies on separate axes."
         )
     ax = _axes(ax, (5.5, 4.0))
-    # more methods than the default 10-colour cycle: cycle line styles through tab20 too
-    from matplotlib import colormaps
-
-    colors = colormaps["tab20"].colors
     for index, (name, result) in enumerate(results.items()):
         grid, mean = result.mean_curve(n_points)
-        ax.plot(grid, mean, color=colors[(2 * index) % 20 + (index // 10) % 2],
+        ax.plot(grid, mean, color=method_color(index),
                 linestyle=("-", "--")[index % 2], label=f"{name} (AUC {result.summary(confidence)})")
     ax.set_xlim(0.0, 1.0)
     ax.set_xlabel("fraction of features added")
