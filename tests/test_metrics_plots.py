@@ -47,3 +47,11 @@ def test_fidelity_plot_draws_the_binned_mean_gap():
     np.testing.assert_allclose(line.get_ydata(), result.gap_by_relative_position(5)[1])
     assert len(figure.axes[0].collections) == 1
     plt.close(figure)
+
+
+def test_method_colors_are_distinct_for_twenty_methods():
+    from captum_pi.metrics.plots import method_color
+
+    colors = [method_color(index) for index in range(20)]
+    assert len(set(colors)) == 20
+    assert method_color(20) == method_color(0)
