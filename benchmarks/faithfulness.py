@@ -24,7 +24,8 @@ Several models, tasks, levels and games run one after the other; a (model, task)
 whose LoRA adapter is not shipped yet stops the run before any work. Per-review
 results are cached as JSON under benchmarks/cache/faithfulness/<model>-<task>-<level>-<game>/
 (resumable: rerun the same command to continue; a larger --limit only runs the new
-reviews, and a method added with --methods only runs that method). For each (model,
+reviews, and a method added with --methods only runs that method; ``--shard 1/2`` and
+``--shard 2/2`` in two processes fill one cache on two cores). For each (model,
 task, level, game) a table (Markdown, CSV), the AS/IAS curves and the per-review scores
 are written under --out-dir as <model>-<task>-<level>-<game>.md/.csv/.png/.json;
 benchmarks/summary.py then puts the claims side by side with a verdict for every
@@ -198,7 +199,8 @@ def _write_cache(path: str, cached: dict) -> None:
 
 def collect(bundle, methods: Dict[str, object], reviews: Sequence[Tuple[int, str, int]], level: str,
             masking: str, limit: int, cache_dir: str, feature_range: Tuple[int, int], seed: int,
-            other_games: Sequence[str] = (), desc: str = "reviews") -> Tuple[Dict[str, List[dict]], List[int]]:
+            other_games: Sequence[str] = (), desc: str = "reviews",
+            shard: Tuple[int, int] = (1, 1)) -> Tuple[Dict[str, List[dict]], List[int]]:
     r"""
     The per-review results of the first ``limit`` reviews (in the given order) whose
     feature count lies in ``feature_range``, read from ``cache_dir/<index>.json``
@@ -206,22 +208,31 @@ def collect(bundle, methods: Dict[str, object], reviews: Sequence[Tuple[int, str
     folders ``other_games`` of the same reviews under other games lend their
     explanations by methods without a game (:func:`game_free_explanations`).
 
+    ``shard=(i, k)`` keeps only the i-th of every k of those reviews (i from 1), so
+    that k processes fill one cache side by side; any of them, or a run with the
+    default ``(1, 1)``, then reads the others' reviews from the cache.
+
     Returns:
         ``(results, n_features)``: method name -> per-review results, and the
         feature count of each review, the same reviews in the same order.
     """
+    part, n_parts = shard
     os.makedirs(cache_dir, exist_ok=True)
     counter = RowCounter(bundle.model)
     results: Dict[str, List[dict]] = {name: [] for name in methods}
     n_features: List[int] = []
-    progress = tqdm(total=limit, desc=desc)
+    selected = 0
+    progress = tqdm(total=len(range(part - 1, limit, n_parts)), desc=desc)
     try:
         for index, text, label in reviews:
-            if len(n_features) == limit:
+            if selected == limit:
                 break
             inp = TextFeatureInput(text, bundle.tokenizer, level=level, template=bundle.prefix + "{}",
                                    masking=masking)
             if not feature_range[0] <= inp.n_itp_features <= feature_range[1]:
+                continue
+            selected += 1
+            if (selected - part) % n_parts:
                 continue
             path = os.path.join(cache_dir, f"{index}.json")
             cached = _read_cache(path, masking)
@@ -338,8 +349,12 @@ def run_combination(bundle, methods: Dict[str, object], model_name: str, task: s
     results, n_features = collect(
         bundle, methods, sample_reviews(task, args.seed), level, masking, limit,
         cache_dir(model_name, task, level, masking, args.seed), feature_range, args.seed, other_games,
-        desc=f"{key} reviews",
+        desc=f"{key} reviews", shard=args.shard,
     )
+    if args.shard != (1, 1):
+        print(f"{key}: shard {args.shard[0]}/{args.shard[1]} cached; no table is written from a shard. "
+              "Once every shard has finished, rerun without --shard to write it.")
+        return results
     if not n_features:
         raise SystemExit(f"{key}: no test review has {feature_range[0]}..{feature_range[1]} features; "
                          "widen --min-features / --max-features.")
@@ -377,6 +392,17 @@ def unavailable(model_names: Sequence[str], tasks: Sequence[str]) -> List[str]:
     return problems
 
 
+def shard_spec(text: str) -> Tuple[int, int]:
+    r"""``"I/K"`` (1 <= I <= K) as ``(I, K)``; anything else is refused before any work."""
+    try:
+        part, n_parts = (int(number) for number in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected I/K such as 1/2, got {text!r}") from None
+    if not 1 <= part <= n_parts:
+        raise argparse.ArgumentTypeError(f"I/K needs 1 <= I <= K, got {text!r}")
+    return part, n_parts
+
+
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", nargs="+", default=["smollm2"], choices=MODELS)
@@ -393,6 +419,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--methods", nargs="+", default=DEFAULT_METHODS, choices=list(METHODS),
                         help="default: every registered method but shapley-values (exact, 2^n rows)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--shard", type=shard_spec, default=(1, 1), metavar="I/K",
+                        help="compute only the I-th of every K selected reviews and write no table, so "
+                             "that K processes (e.g. one per core) fill the cache side by side; then "
+                             "rerun without --shard, which reads them all from the cache")
     parser.add_argument("--out-dir", default=DEFAULT_OUT_DIR,
                         help="where the tables, curves and scores go (the cache stays under benchmarks/cache)")
     args = parser.parse_args(argv)

@@ -284,6 +284,40 @@ def test_a_larger_limit_only_computes_new_reviews_and_new_methods(tiny, tmp_path
         assert {"sp-pi", "feature-ablation", "random"} <= set(json.load(handle))
 
 
+def test_shards_split_the_selected_reviews_and_the_full_run_reads_them_from_the_cache(tiny, tmp_path):
+    from captum_pi.registry import METHODS
+
+    corpus = tiny.corpus
+    # Review 11 has one sentence and is never selected, so it shifts no shard.
+    reviews = [(10, corpus[0], 1), (11, corpus[1], 0), (12, corpus[4], 0), (13, corpus[5], 1),
+               (14, "Works well. No side effects at all.", 1)]
+    ablation = _Counting(METHODS["feature-ablation"].build(tiny.model))
+
+    def collect(limit, shard):
+        return faithfulness.collect(tiny, {"feature-ablation": ablation}, reviews, "sentence", "delete", limit,
+                                    str(tmp_path), (2, 12), seed=0, shard=shard)
+
+    first, first_sizes = collect(4, (1, 2))
+    assert ablation.calls == 2
+    assert sorted(os.listdir(tmp_path)) == ["10.json", "13.json"]
+    second, second_sizes = collect(4, (2, 2))
+    assert ablation.calls == 4
+    assert sorted(os.listdir(tmp_path)) == ["10.json", "12.json", "13.json", "14.json"]
+    full, sizes = collect(4, (1, 1))
+    assert ablation.calls == 4  # everything came from the cache
+    assert full["feature-ablation"] == [first["feature-ablation"][0], second["feature-ablation"][0],
+                                        first["feature-ablation"][1], second["feature-ablation"][1]]
+    assert sizes == [first_sizes[0], second_sizes[0], first_sizes[1], second_sizes[1]]
+    assert faithfulness.parse_args(["--model", "smollm2", "--shard", "2/3"]).shard == (2, 3)
+
+
+@pytest.mark.parametrize("spec", ["0/2", "3/2", "1", "a/b", "1/2/3"])
+def test_a_bad_shard_is_refused(spec, capsys):
+    with pytest.raises(SystemExit):
+        faithfulness.parse_args(["--model", "smollm2", "--shard", spec])
+    assert "--shard" in capsys.readouterr().err
+
+
 def test_unavailable_adapters_stop_the_run_before_any_work(monkeypatch, tmp_path, capsys):
     from captum_pi import models
 
